@@ -1,0 +1,7 @@
+// Placeholder until the op family is written.
+#include "ir/OpDef.h"
+#include "ir/ops/OpRegistration.h"
+
+namespace pagedc {
+void registerShapeOps(OpRegistry&) {}
+}  // namespace pagedc

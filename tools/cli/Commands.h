@@ -1,0 +1,10 @@
+// Registration of pagedc's subcommands; each adds itself to the CLI app with its own callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace pagedc::cli {
+
+void addRunOnnxCommand(CLI::App& app);
+
+}  // namespace pagedc::cli

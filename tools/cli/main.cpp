@@ -1,0 +1,22 @@
+// pagedc: the user CLI. Each subcommand lives in its own file in tools/cli/.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "cli/Commands.h"
+#include "ir/Error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"pagedc: compile ONNX decoder models for paged-attention serving"};
+  app.require_subcommand(1);
+  pagedc::cli::addRunOnnxCommand(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const pagedc::Error& e) {
+    std::cerr << "pagedc: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
