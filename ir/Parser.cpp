@@ -205,6 +205,7 @@ private:
         try {
           shape.push_back(Dim::parse(text_.substr(start, pos_ - start)));
         } catch (const Error& e) {
+          pos_ = start;  // point at the dimension, the message gives the column inside it
           error(e.what());
         }
         if (!accept(',')) break;

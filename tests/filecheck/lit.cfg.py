@@ -8,6 +8,7 @@ config.suffixes = [".pgir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = config.pagedc_test_exec_root
 config.excludes = ["lit.cfg.py", "lit.site.cfg.py.in", "Inputs"]
+config.environment["PATH"] = os.path.dirname(config.filecheck) + os.pathsep + config.environment.get("PATH", os.environ.get("PATH", ""))
 config.substitutions.append(("%pagedc-opt", os.path.join(config.pagedc_tools_dir, "pagedc-opt")))
 config.substitutions.append(("%pagedc ", os.path.join(config.pagedc_tools_dir, "pagedc") + " "))
 config.substitutions.append(("%models", os.path.join(config.pagedc_source_dir, "models")))
