@@ -97,6 +97,10 @@ std::optional<Dim> Dim::divideExactly(const Dim& divisor) const {
   return quotient;
 }
 
+bool Dim::isKnownNonNegative() const {
+  return std::all_of(terms_.begin(), terms_.end(), [](const auto& term) { return term.second > 0; });
+}
+
 Dim Dim::substitute(const std::map<std::string, int64_t>& bindings) const {
   Dim result;
   for (const auto& [monomial, coefficient] : terms_) {

@@ -33,6 +33,9 @@ public:
   // Exact division: succeeds when every coefficient divides (constant divisor) or when the
   // divisor is a single monomial that divides every term. Otherwise nullopt.
   std::optional<Dim> divideExactly(const Dim& divisor) const;
+  // True when the value cannot be negative whatever the symbols are: every symbol is a size
+  // (>= 0), so a polynomial with no negative coefficient qualifies. False means "not provable".
+  bool isKnownNonNegative() const;
 
   bool operator==(const Dim& other) const { return terms_ == other.terms_; }
   bool operator!=(const Dim& other) const { return !(*this == other); }

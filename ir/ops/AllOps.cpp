@@ -10,8 +10,14 @@ void registerAllOps(OpRegistry& registry) {
   registerReductionOps(registry);
   registerLinearAlgebraOps(registry);
   registerShapeOps(registry);
+  registerSliceOps(registry);
+  registerIndexingOps(registry);
+  registerGeneratorOps(registry);
   registerNormalizationOps(registry);
   registerAttentionOps(registry);
+  registerGroupQueryAttention(registry);
+  registerRotaryEmbeddingOps(registry);
+  registerGeluContribOps(registry);
   registerQuantizationOps(registry);
 }
 

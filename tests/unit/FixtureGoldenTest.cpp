@@ -93,16 +93,18 @@ TEST_P(FixtureGolden, ReferenceExecutorMatchesOnnxRuntime) {
   }
 }
 
-// transformers' own logits for the prefill inputs, on the positions the attention mask keeps
-// (padded positions are unspecified in both systems).
+// transformers' own logits (key `logits` for the prefill, `decode_logits` for the decode step), on
+// the positions the attention mask keeps (padded positions are unspecified in both systems).
 TEST_P(FixtureGolden, ReferenceExecutorMatchesTransformers) {
   const GoldenCase& c = GetParam();
   fs::path logitsPath = fixturesDir() / c.fixture / "golden" / "transformers_logits.npz";
-  if (c.step != "prefill" || !fs::exists(logitsPath)) GTEST_SKIP() << "no transformers logits for this step";
+  auto transformersLogits = fs::exists(logitsPath) ? readNpz(logitsPath.string()) : std::map<std::string, Tensor>{};
+  std::string key = c.step == "prefill" ? "logits" : "decode_logits";
+  if (!transformersLogits.count(key)) GTEST_SKIP() << "no transformers logits for this step";
   auto graph = importOnnx((fixturesDir() / c.onnxPath).string());
-  auto inputs = readNpz((fixturesDir() / c.fixture / "golden" / "prefill_inputs.npz").string());
+  auto inputs = readNpz((fixturesDir() / c.fixture / "golden" / (c.step + "_inputs.npz")).string());
   auto outputs = Interpreter(*graph).run(inputs);
-  Tensor reference = readNpz(logitsPath.string()).at("logits");
+  const Tensor& reference = transformersLogits.at(key);
   const Tensor& ours = outputs.at("logits");
   ASSERT_EQ(ours.shape(), reference.shape());
   std::vector<bool> keep(static_cast<size_t>(reference.numElements() / reference.shape().back()), true);
