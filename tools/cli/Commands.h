@@ -6,5 +6,6 @@
 namespace pagedc::cli {
 
 void addRunOnnxCommand(CLI::App& app);
+void addVersionCommand(CLI::App& app);
 
 }  // namespace pagedc::cli

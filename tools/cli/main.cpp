@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pagedc: compile ONNX decoder models for paged-attention serving"};
   app.require_subcommand(1);
   pagedc::cli::addRunOnnxCommand(app);
+  pagedc::cli::addVersionCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
