@@ -19,6 +19,7 @@ void registerAllOps(OpRegistry& registry) {
   registerRotaryEmbeddingOps(registry);
   registerGeluContribOps(registry);
   registerQuantizationOps(registry);
+  registerPagedAttentionOps(registry);
 }
 
 }  // namespace pagedc

@@ -4,8 +4,9 @@
 #include <limits>
 
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 #include "ir/ops/ScaledDotProductAttention.h"
 
 namespace pagedc {
@@ -25,10 +26,10 @@ struct OnnxAttentionDims {
 };
 
 OnnxAttentionDims inferOnnxAttentionDims(InferContext& ctx) {
-  for (size_t i = 0; i < 3; ++i) kernels::requireFloat(ctx, i, i == 0 ? "Q" : (i == 1 ? "K" : "V"));
-  size_t rank = kernels::requireRank(ctx, 0, "Q", {3, 4});
-  kernels::requireRank(ctx, 1, "K", {rank});
-  kernels::requireRank(ctx, 2, "V", {rank});
+  for (size_t i = 0; i < 3; ++i) requireFloat(ctx, i, i == 0 ? "Q" : (i == 1 ? "K" : "V"));
+  size_t rank = requireRank(ctx, 0, {3, 4}, "Q");
+  requireRank(ctx, 1, {rank}, "K");
+  requireRank(ctx, 2, {rank}, "V");
   const TensorType& q = ctx.operandType(0);
   const TensorType& k = ctx.operandType(1);
   const TensorType& v = ctx.operandType(2);
@@ -38,41 +39,41 @@ OnnxAttentionDims inferOnnxAttentionDims(InferContext& ctx) {
     if (!ctx.op().hasAttr("q_num_heads") || !ctx.op().hasAttr("kv_num_heads"))
       ctx.error("3-D Q, K and V need the q_num_heads and kv_num_heads attributes");
     dims.packedHeads = true;
-    dims.queryHeads = kernels::positiveIntAttr(ctx, "q_num_heads", 0);
-    dims.kvHeads = kernels::positiveIntAttr(ctx, "kv_num_heads", 0);
+    dims.queryHeads = positiveIntAttr(ctx, "q_num_heads", 0);
+    dims.kvHeads = positiveIntAttr(ctx, "kv_num_heads", 0);
     dims.querySeq = q.dim(1);
     dims.kvSeq = k.dim(1);
-    dims.headSize = kernels::divideDim(ctx, q.dim(2), dims.queryHeads, "Q hidden size over q_num_heads");
-    kernels::requireSameDim(ctx, kernels::divideDim(ctx, k.dim(2), dims.kvHeads, "K hidden size over kv_num_heads"), dims.headSize,
+    dims.headSize = divideDim(ctx, q.dim(2), dims.queryHeads, "Q hidden size over q_num_heads");
+    requireSameDim(ctx, divideDim(ctx, k.dim(2), dims.kvHeads, "K hidden size over kv_num_heads"), dims.headSize,
                             "K head size must equal Q head size");
-    dims.valueHeadSize = kernels::divideDim(ctx, v.dim(2), dims.kvHeads, "V hidden size over kv_num_heads");
-    kernels::requireSameDim(ctx, v.dim(1), dims.kvSeq, "V sequence length must equal K's");
+    dims.valueHeadSize = divideDim(ctx, v.dim(2), dims.kvHeads, "V hidden size over kv_num_heads");
+    requireSameDim(ctx, v.dim(1), dims.kvSeq, "V sequence length must equal K's");
   } else {
     dims.queryHeads = q.dim(1);
     dims.querySeq = q.dim(2);
     dims.headSize = q.dim(3);
     dims.kvHeads = k.dim(1);
     dims.kvSeq = k.dim(2);
-    kernels::requireSameDim(ctx, k.dim(3), dims.headSize, "K head size must equal Q head size");
-    kernels::requireSameDim(ctx, v.dim(1), dims.kvHeads, "V heads must equal K heads");
-    kernels::requireSameDim(ctx, v.dim(2), dims.kvSeq, "V sequence length must equal K's");
+    requireSameDim(ctx, k.dim(3), dims.headSize, "K head size must equal Q head size");
+    requireSameDim(ctx, v.dim(1), dims.kvHeads, "V heads must equal K heads");
+    requireSameDim(ctx, v.dim(2), dims.kvSeq, "V sequence length must equal K's");
     dims.valueHeadSize = v.dim(3);
   }
-  for (size_t i = 1; i < 3; ++i) kernels::requireSameDim(ctx, ctx.operandType(i).dim(0), dims.batch, "batch sizes of Q, K and V");
+  for (size_t i = 1; i < 3; ++i) requireSameDim(ctx, ctx.operandType(i).dim(0), dims.batch, "batch sizes of Q, K and V");
   if (auto qh = dims.queryHeads.constant(), kh = dims.kvHeads.constant(); qh && kh && (*kh == 0 || *qh % *kh != 0))
     ctx.error(*qh, " query heads cannot be grouped over ", *kh, " key/value heads");
 
   dims.pastSeq = Dim(0);
   if (ctx.hasOperand(4) != ctx.hasOperand(5)) ctx.error("past_key and past_value must be given together");
   if (ctx.hasOperand(4)) {
-    kernels::requireRank(ctx, 4, "past_key", {4});
-    kernels::requireRank(ctx, 5, "past_value", {4});
+    requireRank(ctx, 4, {4}, "past_key");
+    requireRank(ctx, 5, {4}, "past_value");
     const TensorType& pastKey = ctx.operandType(4);
     const TensorType& pastValue = ctx.operandType(5);
-    kernels::requireSameDim(ctx, pastKey.dim(1), dims.kvHeads, "past_key heads must equal kv_num_heads");
-    kernels::requireSameDim(ctx, pastKey.dim(3), dims.headSize, "past_key head size must equal K's");
-    kernels::requireSameDim(ctx, pastValue.dim(3), dims.valueHeadSize, "past_value head size must equal V's");
-    kernels::requireSameDim(ctx, pastValue.dim(2), pastKey.dim(2), "past_value length must equal past_key's");
+    requireSameDim(ctx, pastKey.dim(1), dims.kvHeads, "past_key heads must equal kv_num_heads");
+    requireSameDim(ctx, pastKey.dim(3), dims.headSize, "past_key head size must equal K's");
+    requireSameDim(ctx, pastValue.dim(3), dims.valueHeadSize, "past_value head size must equal V's");
+    requireSameDim(ctx, pastValue.dim(2), pastKey.dim(2), "past_value length must equal past_key's");
     dims.pastSeq = pastKey.dim(2);
   }
   if (ctx.hasOperand(3)) {
@@ -128,7 +129,7 @@ void evaluateOnnxAttention(EvalContext& ctx) {
                                          : static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.dim())));
   spec.softcap = static_cast<float>(ctx.op().floatAttr("softcap", 0.0));
   bool causal = ctx.op().intAttr("is_causal", 0) != 0;
-  std::optional<kernels::BroadcastIndexer> maskIndex;
+  std::optional<BroadcastIndexer> maskIndex;
   const Tensor* mask = ctx.hasInput(3) ? &ctx.input(3) : nullptr;
   if (mask) maskIndex.emplace(mask->shape(), std::vector<int64_t>{batch, queryHeads, querySeq, total});
   // The causal frontier and the mask compose additively; a false boolean mask entry is -inf.
@@ -152,10 +153,8 @@ void evaluateOnnxAttention(EvalContext& ctx) {
     spec.capture = stages[mode];
   }
   kernels::AttentionResult result = kernels::scaledDotProductAttention(q, k, v, spec);
-  ctx.setOutput(0, packedHeads ? result.output.toBsd() : result.output.toBnsh());
-  if (numResults > 1) ctx.setOutput(1, k.toBnsh());
-  if (numResults > 2) ctx.setOutput(2, v.toBnsh());
-  if (numResults > 3) ctx.setOutput(3, Tensor::fromValues(DType::F32, {batch, queryHeads, querySeq, total}, result.captured));
+  kernels::setAttentionResults(ctx, packedHeads ? result.output.toBsd() : result.output.toBnsh(), k, v, result,
+                               {batch, queryHeads, querySeq, total});
 }
 
 // ---- com.microsoft.MultiHeadAttention -------------------------------------------------------
@@ -168,9 +167,9 @@ struct MhaDims {
 };
 
 MhaDims inferMhaDims(InferContext& ctx) {
-  const int64_t heads = kernels::positiveIntAttr(ctx, "num_heads", 0);
-  kernels::requireFloat(ctx, 0, "query");
-  size_t queryRank = kernels::requireRank(ctx, 0, "query", {3, 5});
+  const int64_t heads = positiveIntAttr(ctx, "num_heads", 0);
+  requireFloat(ctx, 0, "query");
+  size_t queryRank = requireRank(ctx, 0, {3, 5}, "query");
   const TensorType& query = ctx.operandType(0);
   MhaDims d;
   d.batch = query.dim(0);
@@ -180,38 +179,38 @@ MhaDims inferMhaDims(InferContext& ctx) {
   if (ctx.hasOperand(9)) ctx.error("cache_indirection (beam search) is not supported");
   if (queryRank == 5) {  // packed QKV [batch, seq, heads, 3, head]
     if (ctx.hasOperand(1) || ctx.hasOperand(2)) ctx.error("packed QKV query takes no key or value");
-    kernels::requireSameDim(ctx, query.dim(2), d.heads, "packed QKV heads must equal num_heads");
-    kernels::requireSameDim(ctx, query.dim(3), Dim(3), "packed QKV axis 3");
+    requireSameDim(ctx, query.dim(2), d.heads, "packed QKV heads must equal num_heads");
+    requireSameDim(ctx, query.dim(3), Dim(3), "packed QKV axis 3");
     d.headSize = d.valueHeadSize = query.dim(4);
     d.kvSeq = d.querySeq;
   } else {
-    d.headSize = kernels::divideDim(ctx, query.dim(2), d.heads, "query hidden size over num_heads");
+    d.headSize = divideDim(ctx, query.dim(2), d.heads, "query hidden size over num_heads");
     if (!ctx.hasOperand(1)) ctx.error("key is required unless query is packed QKV");
-    kernels::requireFloat(ctx, 1, "key");
-    size_t keyRank = kernels::requireRank(ctx, 1, "key", {3, 4, 5});
+    requireFloat(ctx, 1, "key");
+    size_t keyRank = requireRank(ctx, 1, {3, 4, 5}, "key");
     const TensorType& key = ctx.operandType(1);
-    kernels::requireSameDim(ctx, key.dim(0), d.batch, "key batch must equal query's");
+    requireSameDim(ctx, key.dim(0), d.batch, "key batch must equal query's");
     if (keyRank == 5) {  // packed KV [batch, kv_seq, heads, 2, head]
       if (ctx.hasOperand(2)) ctx.error("packed KV key takes no value");
-      kernels::requireSameDim(ctx, key.dim(3), Dim(2), "packed KV axis 3");
+      requireSameDim(ctx, key.dim(3), Dim(2), "packed KV axis 3");
       d.kvSeq = key.dim(1);
-      kernels::requireSameDim(ctx, key.dim(4), d.headSize, "packed KV head size must equal query's");
+      requireSameDim(ctx, key.dim(4), d.headSize, "packed KV head size must equal query's");
       d.valueHeadSize = d.headSize;
     } else {
       if (!ctx.hasOperand(2)) ctx.error("value is required with a 3-D or 4-D key");
-      kernels::requireFloat(ctx, 2, "value");
-      kernels::requireRank(ctx, 2, "value", {keyRank});
+      requireFloat(ctx, 2, "value");
+      requireRank(ctx, 2, {keyRank}, "value");
       const TensorType& value = ctx.operandType(2);
       if (keyRank == 4) {
         d.kvIsCache = true;
-        kernels::requireSameDim(ctx, key.dim(1), d.heads, "key heads must equal num_heads");
-        kernels::requireSameDim(ctx, key.dim(3), d.headSize, "key head size must equal query's");
+        requireSameDim(ctx, key.dim(1), d.heads, "key heads must equal num_heads");
+        requireSameDim(ctx, key.dim(3), d.headSize, "key head size must equal query's");
         d.kvSeq = key.dim(2);
         d.valueHeadSize = value.dim(3);
       } else {
         d.kvSeq = key.dim(1);
-        kernels::requireSameDim(ctx, key.dim(2), query.dim(2), "key hidden size must equal query's");
-        d.valueHeadSize = kernels::divideDim(ctx, value.dim(2), d.heads, "value hidden size over num_heads");
+        requireSameDim(ctx, key.dim(2), query.dim(2), "key hidden size must equal query's");
+        d.valueHeadSize = divideDim(ctx, value.dim(2), d.heads, "value hidden size over num_heads");
       }
     }
   }
@@ -219,14 +218,14 @@ MhaDims inferMhaDims(InferContext& ctx) {
   if (ctx.hasOperand(6) != ctx.hasOperand(7)) ctx.error("past_key and past_value must be given together");
   if (ctx.hasOperand(6)) {
     if (d.kvIsCache) ctx.error("past_key cannot be combined with a 4-D key");
-    kernels::requireRank(ctx, 6, "past_key", {4});
-    kernels::requireRank(ctx, 7, "past_value", {4});
-    kernels::requireSameDim(ctx, ctx.operandType(6).dim(1), d.heads, "past_key heads must equal num_heads");
-    kernels::requireSameDim(ctx, ctx.operandType(6).dim(3), d.headSize, "past_key head size must equal query's");
-    kernels::requireSameDim(ctx, ctx.operandType(7).dim(2), ctx.operandType(6).dim(2), "past_value length must equal past_key's");
+    requireRank(ctx, 6, {4}, "past_key");
+    requireRank(ctx, 7, {4}, "past_value");
+    requireSameDim(ctx, ctx.operandType(6).dim(1), d.heads, "past_key heads must equal num_heads");
+    requireSameDim(ctx, ctx.operandType(6).dim(3), d.headSize, "past_key head size must equal query's");
+    requireSameDim(ctx, ctx.operandType(7).dim(2), ctx.operandType(6).dim(2), "past_value length must equal past_key's");
     d.pastSeq = ctx.operandType(6).dim(2);
   }
-  if (ctx.hasOperand(4)) kernels::requireInteger(ctx, 4, "key_padding_mask");
+  if (ctx.hasOperand(4)) requireInteger(ctx, 4, "key_padding_mask");
   return d;
 }
 
@@ -323,7 +322,7 @@ void evaluateMha(EvalContext& ctx) {
                        "] or [", batch, ", ", querySeq, ", ", total, "])");
   }
   const Tensor* attentionBias = ctx.hasInput(5) ? &ctx.input(5) : nullptr;
-  std::optional<kernels::BroadcastIndexer> biasIndex;
+  std::optional<BroadcastIndexer> biasIndex;
   if (attentionBias) biasIndex.emplace(attentionBias->shape(), std::vector<int64_t>{batch, heads, querySeq, total});
   spec.bias = [&](int64_t b, int64_t h, int64_t i, int64_t j) {
     bool excluded = unidirectional && j > i + (total - querySeq);
@@ -342,10 +341,7 @@ void evaluateMha(EvalContext& ctx) {
   size_t numResults = ctx.op().results.size();
   if (numResults > 3) spec.capture = kernels::ScoreStage::Scaled;
   kernels::AttentionResult result = kernels::scaledDotProductAttention(q, k, v, spec);
-  ctx.setOutput(0, result.output.toBsd());
-  if (numResults > 1) ctx.setOutput(1, k.toBnsh());
-  if (numResults > 2) ctx.setOutput(2, v.toBnsh());
-  if (numResults > 3) ctx.setOutput(3, Tensor::fromValues(DType::F32, {batch, heads, querySeq, total}, result.captured));
+  kernels::setAttentionResults(ctx, result.output.toBsd(), k, v, result, {batch, heads, querySeq, total});
 }
 }  // namespace
 

@@ -3,19 +3,20 @@
 #include <numbers>
 
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
 
 namespace {
 // Shape rule of an activation with an optional bias that broadcasts onto operand 0.
 void inferBiasedActivation(InferContext& ctx) {
-  kernels::requireFloat(ctx, 0, "X");
+  requireFloat(ctx, 0, "X");
   if (ctx.hasOperand(1)) {
-    kernels::requireFloat(ctx, 1, "bias");
+    requireFloat(ctx, 1, "bias");
     const TensorType& x = ctx.operandType(0);
-    if (x.hasRank()) kernels::requireUnidirectionalBroadcast(ctx, 1, "bias", *x.shape);
+    if (x.hasRank()) requireUnidirectionalBroadcast(ctx, 1, *x.shape, "bias");
   }
   ctx.setResult(0, ctx.operandType(0));
 }
@@ -26,7 +27,7 @@ void evaluateBiasedActivation(EvalContext& ctx, Function f) {
   Tensor y = Tensor::zeros(DType::F32, x.shape());
   float* out = y.mutableData<float>();
   const Tensor* bias = ctx.hasInput(1) ? &ctx.input(1) : nullptr;
-  std::optional<kernels::BroadcastIndexer> biasIndex;
+  std::optional<BroadcastIndexer> biasIndex;
   if (bias) biasIndex.emplace(bias->shape(), x.shape());
   for (int64_t i = 0; i < x.numElements(); ++i) {
     double v = x.data<float>()[i];

@@ -5,12 +5,12 @@
 
 #include "ir/Interpreter.h"
 #include "ir/OpDef.h"
+#include "ir/ops/KernelUtil.h"
+#include "ir/ops/KnownInts.h"
 #include "ir/ops/OpRegistration.h"
-#include "ir/ops/ShapeOpUtil.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
-
-using namespace shapeops;
 
 namespace {
 
@@ -47,7 +47,7 @@ void evaluateConstantOfShape(EvalContext& ctx) {
   Tensor value = toCanonical(constantOfShapeValue(ctx.op()));
   std::vector<int64_t> shape = ctx.input(0).toInt64Vector();
   for (int64_t d : shape)
-    if (d < 0) ctx.error("shape ", shapeStr(constantShape(shape)), " has a negative dimension");
+    if (d < 0) ctx.error("shape ", shapeStr(toShape(shape)), " has a negative dimension");
   Tensor out = Tensor::zeros(value.dtype(), shape);
   size_t size = dtypeSize(value.dtype());
   std::byte* dst = out.mutableBytes();

@@ -12,8 +12,9 @@
 #include <limits>
 
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 #include "ir/ops/ScaledDotProductAttention.h"
 
 namespace pagedc {
@@ -42,52 +43,52 @@ void rejectUnsupported(const InferContext& ctx) {
 
 void inferGqa(InferContext& ctx) {
   rejectUnsupported(ctx);
-  const int64_t heads = kernels::positiveIntAttr(ctx, "num_heads", 0);
-  const int64_t kvHeads = kernels::positiveIntAttr(ctx, "kv_num_heads", 0);
+  const int64_t heads = positiveIntAttr(ctx, "num_heads", 0);
+  const int64_t kvHeads = positiveIntAttr(ctx, "kv_num_heads", 0);
   if (heads % kvHeads != 0) ctx.error("num_heads ", heads, " is not a multiple of kv_num_heads ", kvHeads);
-  kernels::requireFloat(ctx, kQuery, "query");
-  kernels::requireRank(ctx, kQuery, "query", {3});
+  requireFloat(ctx, kQuery, "query");
+  requireRank(ctx, kQuery, {3}, "query");
   const TensorType& query = ctx.operandType(kQuery);
   const Dim batch = query.dim(0), seq = query.dim(1);
   Dim headSize;
   if (ctx.hasOperand(kKey) != ctx.hasOperand(kValue)) ctx.error("key and value must be given together (or both omitted for packed QKV)");
   if (ctx.hasOperand(kKey)) {
-    headSize = kernels::divideDim(ctx, query.dim(2), Dim(heads), "query hidden size over num_heads");
+    headSize = divideDim(ctx, query.dim(2), Dim(heads), "query hidden size over num_heads");
     for (size_t i : {kKey, kValue}) {
       const char* name = i == kKey ? "key" : "value";
-      kernels::requireFloat(ctx, i, name);
-      kernels::requireRank(ctx, i, name, {3});
+      requireFloat(ctx, i, name);
+      requireRank(ctx, i, {3}, name);
       const TensorType& t = ctx.operandType(i);
-      kernels::requireSameDim(ctx, t.dim(0), batch, std::string(name) + " batch must equal query's");
-      kernels::requireSameDim(ctx, t.dim(1), seq, std::string(name) + " sequence length must equal query's");
-      kernels::requireSameDim(ctx, t.dim(2), Dim(kvHeads) * headSize, std::string(name) + " hidden size must be kv_num_heads * head_size");
+      requireSameDim(ctx, t.dim(0), batch, std::string(name) + " batch must equal query's");
+      requireSameDim(ctx, t.dim(1), seq, std::string(name) + " sequence length must equal query's");
+      requireSameDim(ctx, t.dim(2), Dim(kvHeads) * headSize, std::string(name) + " hidden size must be kv_num_heads * head_size");
     }
   } else {
-    headSize = kernels::divideDim(ctx, query.dim(2), Dim(heads + 2 * kvHeads), "packed QKV width over num_heads + 2 * kv_num_heads");
+    headSize = divideDim(ctx, query.dim(2), Dim(heads + 2 * kvHeads), "packed QKV width over num_heads + 2 * kv_num_heads");
   }
   if (ctx.hasOperand(kPastKey) != ctx.hasOperand(kPastValue)) ctx.error("past_key and past_value must be given together");
   std::optional<Dim> pastSeq;
   if (ctx.hasOperand(kPastKey)) {
     for (size_t i : {kPastKey, kPastValue}) {
       const char* name = i == kPastKey ? "past_key" : "past_value";
-      kernels::requireFloat(ctx, i, name);
-      kernels::requireRank(ctx, i, name, {4});
+      requireFloat(ctx, i, name);
+      requireRank(ctx, i, {4}, name);
       const TensorType& t = ctx.operandType(i);
-      kernels::requireSameDim(ctx, t.dim(1), Dim(kvHeads), std::string(name) + " heads must equal kv_num_heads");
-      kernels::requireSameDim(ctx, t.dim(3), headSize, std::string(name) + " head size must equal query's");
+      requireSameDim(ctx, t.dim(1), Dim(kvHeads), std::string(name) + " heads must equal kv_num_heads");
+      requireSameDim(ctx, t.dim(3), headSize, std::string(name) + " head size must equal query's");
     }
     pastSeq = ctx.operandType(kPastKey).dim(2);
   }
-  kernels::requireInteger(ctx, kSeqlensK, "seqlens_k");
-  kernels::requireRank(ctx, kSeqlensK, "seqlens_k", {1});
-  kernels::requireInteger(ctx, kTotalSequenceLength, "total_sequence_length");
-  kernels::requireRank(ctx, kTotalSequenceLength, "total_sequence_length", {0, 1});
+  requireInteger(ctx, kSeqlensK, "seqlens_k");
+  requireRank(ctx, kSeqlensK, {1}, "seqlens_k");
+  requireInteger(ctx, kTotalSequenceLength, "total_sequence_length");
+  requireRank(ctx, kTotalSequenceLength, {0, 1}, "total_sequence_length");
   if (ctx.op().intAttr("do_rotary", 0) != 0 && (!ctx.hasOperand(kCosCache) || !ctx.hasOperand(kSinCache)))
     ctx.error("do_rotary needs cos_cache and sin_cache");
-  if (ctx.hasOperand(kCosCache)) kernels::requireRank(ctx, kCosCache, "cos_cache", {2});
-  if (ctx.hasOperand(kSinCache)) kernels::requireRank(ctx, kSinCache, "sin_cache", {2});
-  if (ctx.hasOperand(kAttentionBias)) kernels::requireRank(ctx, kAttentionBias, "attention_bias", {4});
-  if (ctx.hasOperand(kHeadSink)) kernels::requireRank(ctx, kHeadSink, "head_sink", {1});
+  if (ctx.hasOperand(kCosCache)) requireRank(ctx, kCosCache, {2}, "cos_cache");
+  if (ctx.hasOperand(kSinCache)) requireRank(ctx, kSinCache, {2}, "sin_cache");
+  if (ctx.hasOperand(kAttentionBias)) requireRank(ctx, kAttentionBias, {4}, "attention_bias");
+  if (ctx.hasOperand(kHeadSink)) requireRank(ctx, kHeadSink, {1}, "head_sink");
 
   // The present length is max(total_sequence_length, past length) at run time. Symbolically we can
   // only say past + seq (a growing cache: total = past + seq), or seq without a past (first prompt);
@@ -168,8 +169,8 @@ void evaluateGqa(EvalContext& ctx) {
         if (p < 0 || p >= maxPosition) ctx.error("rotary position ", p, " is outside the cos/sin cache of ", maxPosition, " rows");
         const float* c = cos.data<float>() + p * half;
         const float* sn = sin.data<float>() + p * half;
-        for (int64_t n = 0; n < heads; ++n) kernels::rotateHead(q.at(b, n, s), c, sn, 2 * half, interleaved);
-        for (int64_t n = 0; n < kvHeads; ++n) kernels::rotateHead(k.at(b, n, s), c, sn, 2 * half, interleaved);
+        for (int64_t n = 0; n < heads; ++n) rotateHead(q.at(b, n, s), c, sn, 2 * half, interleaved);
+        for (int64_t n = 0; n < kvHeads; ++n) rotateHead(k.at(b, n, s), c, sn, 2 * half, interleaved);
       }
   }
 
@@ -204,7 +205,7 @@ void evaluateGqa(EvalContext& ctx) {
   const bool causal = op.intAttr("causal", 1) != 0;
   const int64_t window = op.intAttr("local_window_size", -1);
   const Tensor* attentionBias = ctx.hasInput(kAttentionBias) ? &ctx.input(kAttentionBias) : nullptr;
-  std::optional<kernels::BroadcastIndexer> biasIndex;
+  std::optional<BroadcastIndexer> biasIndex;
   int64_t biasColumns = 0;
   if (attentionBias) {
     biasColumns = attentionBias->shape()[3];
@@ -233,10 +234,7 @@ void evaluateGqa(EvalContext& ctx) {
   }
 
   kernels::AttentionResult result = kernels::scaledDotProductAttention(q, presentKey, presentValue, spec);
-  ctx.setOutput(0, result.output.toBsd());
-  if (numResults > 1) ctx.setOutput(1, presentKey.toBnsh());
-  if (numResults > 2) ctx.setOutput(2, presentValue.toBnsh());
-  if (numResults > 3) ctx.setOutput(3, Tensor::fromValues(DType::F32, {batch, heads, seq, presentLength}, result.captured));
+  kernels::setAttentionResults(ctx, result.output.toBsd(), presentKey, presentValue, result, {batch, heads, seq, presentLength});
 }
 }  // namespace
 

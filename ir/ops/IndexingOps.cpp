@@ -5,12 +5,11 @@
 #include <type_traits>
 
 #include "ir/OpDef.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
-#include "ir/ops/ShapeOpUtil.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
-
-using namespace shapeops;
 
 namespace {
 
@@ -21,7 +20,7 @@ int64_t wrapIndex(Context& ctx, int64_t index, int64_t dim, size_t axis) {
   return index < 0 ? index + dim : index;
 }
 
-void requireIndices(InferContext& ctx, size_t i) { requireIntegerOperand(ctx, i, "indices"); }
+void requireIndices(InferContext& ctx, size_t i) { requireIndexInteger(ctx, i, "indices"); }
 
 void inferGather(InferContext& ctx) {
   const TensorType& data = ctx.operandType(0);
@@ -100,7 +99,7 @@ void evaluateGatherElements(EvalContext& ctx) {
   const Tensor& indices = ctx.input(1);
   if (data.rank() != indices.rank()) ctx.error("indices ", indices.shapeStr(), " must have the rank of the data ", data.shapeStr());
   auto axis = static_cast<size_t>(normalizeAxis(ctx.op().intAttr("axis", 0), static_cast<int64_t>(data.rank()), ctx.op()));
-  std::vector<int64_t> strides = stridesOf(data.shape());
+  std::vector<int64_t> strides = contiguousStrides(data.shape());
   const int64_t* positions = indices.data<int64_t>();
   Tensor out = Tensor::zeros(data.dtype(), indices.shape());
   size_t size = dtypeSize(data.dtype());
@@ -144,7 +143,7 @@ void evaluateGatherND(EvalContext& ctx) {
   for (size_t d = 0; d < batchDims; ++d) batches *= data.shape()[d];
   for (size_t d = batchDims; d + 1 < indices.rank(); ++d) tuplesPerBatch *= indices.shape()[d];
   for (size_t d = batchDims + last; d < data.rank(); ++d) slice *= data.shape()[d];
-  std::vector<int64_t> strides = stridesOf(data.shape());
+  std::vector<int64_t> strides = contiguousStrides(data.shape());
   int64_t batchStride = batchDims == 0 ? data.numElements() : strides[batchDims - 1];
   Tensor out = Tensor::zeros(data.dtype(), shape);
   size_t size = dtypeSize(data.dtype());
@@ -225,7 +224,7 @@ void evaluateScatterND(EvalContext& ctx) {
   for (size_t d = 0; d + 1 < indices.rank(); ++d) tuples *= indices.shape()[d];
   int64_t slice = 1;
   for (size_t d = last; d < out.rank(); ++d) slice *= out.shape()[d];
-  std::vector<int64_t> strides = stridesOf(out.shape());
+  std::vector<int64_t> strides = contiguousStrides(out.shape());
   size_t size = dtypeSize(out.dtype());
   std::byte* dst = out.mutableBytes();
   const int64_t* tupleData = indices.data<int64_t>();
@@ -258,7 +257,7 @@ void evaluateScatterElements(EvalContext& ctx) {
   if (indices.shape() != updates.shape()) ctx.error("updates ", updates.shapeStr(), " must have the shape of indices ", indices.shapeStr());
   std::string reduction = ctx.op().stringAttr("reduction", "none");
   auto axis = static_cast<size_t>(normalizeAxis(ctx.op().intAttr("axis", 0), static_cast<int64_t>(out.rank()), ctx.op()));
-  std::vector<int64_t> strides = stridesOf(out.shape());
+  std::vector<int64_t> strides = contiguousStrides(out.shape());
   size_t size = dtypeSize(out.dtype());
   std::byte* dst = out.mutableBytes();
   const int64_t* positions = indices.data<int64_t>();

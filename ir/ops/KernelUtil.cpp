@@ -1,4 +1,4 @@
-// Helpers shared by reference implementations and shape rules.
+// Concrete-shape helpers for the ops' reference implementations (see KernelUtil.h).
 #include "ir/ops/KernelUtil.h"
 
 #include <algorithm>
@@ -54,6 +54,24 @@ std::vector<int64_t> broadcastStrides(const std::vector<int64_t>& inputShape, co
   return strides;
 }
 
+BroadcastIndexer::BroadcastIndexer(const std::vector<int64_t>& from, const std::vector<int64_t>& to) : toShape_(to) {
+  if (from.size() > to.size()) fail("cannot broadcast rank ", from.size(), " to rank ", to.size());
+  size_t offset = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != to[offset + i] && from[i] != 1) fail("cannot broadcast dimension ", from[i], " to ", to[offset + i]);
+  fromStrides_ = broadcastStrides(from, to);
+}
+
+int64_t BroadcastIndexer::operator()(int64_t flatIndex) const {
+  int64_t result = 0;
+  for (size_t i = toShape_.size(); i-- > 0;) {
+    int64_t coordinate = flatIndex % toShape_[i];
+    flatIndex /= toShape_[i];
+    result += coordinate * fromStrides_[i];
+  }
+  return result;
+}
+
 AxisSplit splitAtAxis(const std::vector<int64_t>& shape, size_t axis) {
   return {shapeProduct(shape, 0, axis), shape.at(axis), shapeProduct(shape, axis + 1)};
 }
@@ -68,42 +86,6 @@ std::vector<int64_t> normalizeAxes(const std::vector<int64_t>& axes, int64_t ran
 }
 
 Shape toShape(const std::vector<int64_t>& dims) { return Shape(dims.begin(), dims.end()); }
-
-namespace {
-std::string operandWhat(const InferContext& ctx, size_t operand) {
-  return "operand " + std::to_string(operand) + " (%" + ctx.op().operands[operand]->name + ")";
-}
-}  // namespace
-
-void requireFloat(const InferContext& ctx, size_t operand) {
-  DType type = ctx.operandType(operand).dtype;
-  if (!isFloatingPoint(type)) ctx.error(operandWhat(ctx, operand), " must be floating-point, got ", dtypeName(type));
-}
-
-void requireNumeric(const InferContext& ctx, size_t operand) {
-  DType type = ctx.operandType(operand).dtype;
-  if (type == DType::Bool) ctx.error(operandWhat(ctx, operand), " must be numeric, got bool");
-}
-
-void requireBool(const InferContext& ctx, size_t operand) {
-  DType type = ctx.operandType(operand).dtype;
-  if (type != DType::Bool) ctx.error(operandWhat(ctx, operand), " must be bool, got ", dtypeName(type));
-}
-
-void requireInteger(const InferContext& ctx, size_t operand) {
-  DType type = ctx.operandType(operand).dtype;
-  if (!isInteger(type)) ctx.error(operandWhat(ctx, operand), " must be an integer, got ", dtypeName(type));
-}
-
-void requireSameDType(const InferContext& ctx, size_t first, size_t last) {
-  DType type = ctx.operandType(first).dtype;
-  for (size_t i = first + 1; i < last; ++i) {
-    if (!ctx.hasOperand(i)) continue;
-    DType other = ctx.operandType(i).dtype;
-    if (other != type)
-      ctx.error(operandWhat(ctx, i), " must have the element type of operand ", first, " (", dtypeName(type), "), got ", dtypeName(other));
-  }
-}
 
 int64_t wrapToDType(int64_t value, DType type) {
   auto bits = static_cast<uint64_t>(value);
@@ -129,5 +111,17 @@ int64_t scalarAsInt(const Tensor& tensor, const EvalContext& ctx, std::string_vi
 }
 
 Tensor canonicalZeros(DType declared, const std::vector<int64_t>& shape) { return Tensor::zeros(canonicalDType(declared), shape); }
+
+void rotateHead(float* head, const float* cos, const float* sin, int64_t rotaryDim, bool interleaved) {
+  int64_t half = rotaryDim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    int64_t first = interleaved ? 2 * i : i;
+    int64_t second = interleaved ? 2 * i + 1 : i + half;
+    float x1 = head[first];
+    float x2 = head[second];
+    head[first] = cos[i] * x1 - sin[i] * x2;
+    head[second] = sin[i] * x1 + cos[i] * x2;
+  }
+}
 
 }  // namespace pagedc

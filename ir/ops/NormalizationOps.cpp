@@ -1,20 +1,32 @@
 // Normalization ops: LayerNormalization, RMSNormalization, ORT's SimplifiedLayerNormalization and
 // the com.microsoft Skip(Simplified)LayerNormalization fusions.
 #include <cmath>
+#include <optional>
 
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
 
 namespace {
-using kernels::BroadcastIndexer;
+
+// The DType of an ONNX TensorProto data-type code (stash_type), if it is a floating-point one.
+std::optional<DType> dtypeFromOnnxCode(int64_t code) {
+  switch (code) {
+    case 1: return DType::F32;
+    case 10: return DType::F16;
+    case 11: return DType::F64;
+    case 16: return DType::BF16;
+    default: return std::nullopt;
+  }
+}
 
 // The type of the saved statistics (Mean, InvStdDev): stash_type names it.
 DType stashDType(const InferContext& ctx) {
   int64_t code = ctx.op().intAttr("stash_type", 1);
-  auto dtype = kernels::dtypeFromOnnxCode(code);
+  auto dtype = dtypeFromOnnxCode(code);
   if (!dtype) ctx.error("stash_type ", code, " is not a floating-point ONNX data type");
   return *dtype;
 }
@@ -29,14 +41,14 @@ Shape statisticsShape(const Shape& x, size_t axis) {
 // Shared shape rule of the ops that normalize X over [axis, rank) with a scale (and maybe a bias)
 // that broadcasts to X; `statResults` lists the results that hold per-row statistics.
 void inferAxisNormalization(InferContext& ctx, std::vector<size_t> affineOperands, std::vector<size_t> statResults) {
-  kernels::requireFloat(ctx, 0, "X");
+  requireFloat(ctx, 0, "X");
   const TensorType& x = ctx.operandType(0);
   if (!x.hasRank()) ctx.error("X has unknown rank");
   int64_t axis = normalizeAxis(ctx.op().intAttr("axis", -1), static_cast<int64_t>(x.rank()), ctx.op());
   for (size_t i : affineOperands) {
     if (!ctx.hasOperand(i)) continue;
-    kernels::requireFloat(ctx, i, i == 1 ? "scale" : "bias");
-    kernels::requireUnidirectionalBroadcast(ctx, i, i == 1 ? "scale" : "bias", *x.shape);
+    requireFloat(ctx, i, i == 1 ? "scale" : "bias");
+    requireUnidirectionalBroadcast(ctx, i, *x.shape, i == 1 ? "scale" : "bias");
   }
   ctx.setResult(0, x);
   DType statType = stashDType(ctx);
@@ -109,19 +121,19 @@ void evaluateAxisNormalization(EvalContext& ctx, bool subtractMean, const Tensor
 // Shape rule of the com.microsoft Skip* fusions: input [..., hidden] plus a skip that broadcasts to
 // it, gamma/beta/bias of shape [hidden].
 void inferSkipNormalization(InferContext& ctx, const std::vector<std::pair<size_t, const char*>>& vectors) {
-  kernels::requireFloat(ctx, 0, "input");
-  size_t rank = kernels::requireRank(ctx, 0, "input", {2, 3});
+  requireFloat(ctx, 0, "input");
+  size_t rank = requireRank(ctx, 0, {2, 3}, "input");
   const TensorType& input = ctx.operandType(0);
-  kernels::requireFloat(ctx, 1, "skip");
-  size_t skipRank = kernels::requireRank(ctx, 1, "skip", {2, 3});
+  requireFloat(ctx, 1, "skip");
+  size_t skipRank = requireRank(ctx, 1, {2, 3}, "skip");
   if (skipRank > rank) ctx.error("skip ", ctx.operandType(1).str(), " has higher rank than input ", input.str());
-  kernels::requireUnidirectionalBroadcast(ctx, 1, "skip", *input.shape);
+  requireUnidirectionalBroadcast(ctx, 1, *input.shape, "skip");
   const Dim& hidden = input.dim(rank - 1);
   for (auto [index, name] : vectors) {
     if (!ctx.hasOperand(index)) continue;
-    kernels::requireFloat(ctx, index, name);
-    kernels::requireRank(ctx, index, name, {1});
-    kernels::requireSameDim(ctx, ctx.operandType(index).dim(0), hidden, std::string(name) + " must have the hidden size");
+    requireFloat(ctx, index, name);
+    requireRank(ctx, index, {1}, name);
+    requireSameDim(ctx, ctx.operandType(index).dim(0), hidden, std::string(name) + " must have the hidden size");
   }
   ctx.setResult(0, input);
   Shape statShape = *input.shape;

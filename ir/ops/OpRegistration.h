@@ -22,5 +22,6 @@ void registerGroupQueryAttention(OpRegistry& registry); // com.microsoft.GroupQu
 void registerRotaryEmbeddingOps(OpRegistry& registry); // RotaryEmbedding, com.microsoft.RotaryEmbedding
 void registerGeluContribOps(OpRegistry& registry);   // com.microsoft.FastGelu, BiasGelu, QuickGelu
 void registerQuantizationOps(OpRegistry& registry);  // MatMulNBits
+void registerPagedAttentionOps(OpRegistry& registry); // kv_cache_write, paged_attention (the attention rewrite's output)
 
 }  // namespace pagedc

@@ -1,7 +1,7 @@
 // Weight-quantized matmul: com.microsoft.MatMulNBits (block-wise 2..8-bit weights along K).
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
 
@@ -41,18 +41,18 @@ NBitsShape nbitsShape(const Op& op) {
 void inferMatMulNBits(InferContext& ctx) {
   NBitsShape s = nbitsShape(ctx.op());
   if (ctx.op().intAttr("weight_prepacked", 0) != 0) ctx.error("prepacked (EP-specific) weights are not supported");
-  kernels::requireFloat(ctx, kA, "A");
+  requireFloat(ctx, kA, "A");
   const TensorType& a = ctx.operandType(kA);
   if (!a.hasRank() || a.rank() == 0) ctx.error("A must have rank at least 1, got ", a.str());
-  kernels::requireSameDim(ctx, a.dim(a.rank() - 1), Dim(s.k), "the last dimension of A must be K");
-  kernels::requireInteger(ctx, kB, "B");
+  requireSameDim(ctx, a.dim(a.rank() - 1), Dim(s.k), "the last dimension of A must be K");
+  requireInteger(ctx, kB, "B");
   const TensorType& b = ctx.operandType(kB);
   if (b.hasRank()) {
     auto elements = b.numElements();
     if (elements && elements->isConstant() && *elements != Dim(s.n * s.blocks * s.blobSize))
       ctx.error("B ", b.str(), " must hold N * ceil(K / block_size) * block_size * bits / 8 = ", s.n * s.blocks * s.blobSize, " bytes");
   }
-  kernels::requireFloat(ctx, kScales, "scales");
+  requireFloat(ctx, kScales, "scales");
   if (auto elements = ctx.operandType(kScales).numElements(); elements && elements->isConstant() && *elements != Dim(s.n * s.blocks))
     ctx.error("scales ", ctx.operandType(kScales).str(), " must hold N * k_blocks = ", s.n * s.blocks, " values");
   if (ctx.hasOperand(kZeroPoints)) {
@@ -62,9 +62,9 @@ void inferMatMulNBits(InferContext& ctx) {
       ctx.error("zero_points ", zp.str(), " must hold ", expected, " values");
   }
   if (ctx.hasOperand(kBias)) {
-    kernels::requireFloat(ctx, kBias, "bias");
-    kernels::requireRank(ctx, kBias, "bias", {1});
-    kernels::requireSameDim(ctx, ctx.operandType(kBias).dim(0), Dim(s.n), "bias must have N elements");
+    requireFloat(ctx, kBias, "bias");
+    requireRank(ctx, kBias, {1}, "bias");
+    requireSameDim(ctx, ctx.operandType(kBias).dim(0), Dim(s.n), "bias must have N elements");
   }
   Shape out = *a.shape;
   out.back() = Dim(s.n);

@@ -8,6 +8,7 @@
 #include "ir/OpDef.h"
 #include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
 

@@ -1,8 +1,9 @@
 // Rotary position embeddings: ONNX RotaryEmbedding (opset 23) and com.microsoft.RotaryEmbedding,
 // which differ in operand order, cache shapes and how positions are given.
 #include "ir/OpDef.h"
-#include "ir/ops/KernelSupport.h"
+#include "ir/ops/KernelUtil.h"
 #include "ir/ops/OpRegistration.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
 
@@ -29,7 +30,7 @@ Tensor rotateAll(const Tensor& x, const HeadLayout& layout, int64_t rotaryDim, b
       int64_t row = rowOf(b, s);
       const float* c = cos.data<float>() + row * half;
       const float* sn = sin.data<float>() + row * half;
-      for (int64_t n = 0; n < layout.heads; ++n) kernels::rotateHead(layout.head(data, b, n, s), c, sn, rotaryDim, interleaved);
+      for (int64_t n = 0; n < layout.heads; ++n) rotateHead(layout.head(data, b, n, s), c, sn, rotaryDim, interleaved);
     }
   return y;
 }
@@ -37,21 +38,21 @@ Tensor rotateAll(const Tensor& x, const HeadLayout& layout, int64_t rotaryDim, b
 void requireCacheWidth(const InferContext& ctx, size_t operand, std::string_view name, std::optional<int64_t> rotaryDim) {
   const TensorType& cache = ctx.operandType(operand);
   if (!rotaryDim || !cache.hasRank()) return;
-  kernels::requireSameDim(ctx, cache.dim(cache.rank() - 1), Dim(*rotaryDim / 2), std::string(name) + " last dimension must be rotary_embedding_dim / 2");
+  requireSameDim(ctx, cache.dim(cache.rank() - 1), Dim(*rotaryDim / 2), std::string(name) + " last dimension must be rotary_embedding_dim / 2");
 }
 
 // ---- ONNX RotaryEmbedding: X, cos_cache, sin_cache, position_ids --------------------------------
 
 void inferOnnxRotary(InferContext& ctx) {
-  kernels::requireFloat(ctx, 0, "X");
-  size_t rank = kernels::requireRank(ctx, 0, "X", {3, 4});
+  requireFloat(ctx, 0, "X");
+  size_t rank = requireRank(ctx, 0, {3, 4}, "X");
   const TensorType& x = ctx.operandType(0);
   std::optional<int64_t> headSize;
   if (rank == 4) {
     headSize = x.dim(3).constant();
   } else {
     if (!ctx.op().hasAttr("num_heads")) ctx.error("3-D X needs the num_heads attribute");
-    Dim head = kernels::divideDim(ctx, x.dim(2), Dim(kernels::positiveIntAttr(ctx, "num_heads", 0)), "hidden size over num_heads");
+    Dim head = divideDim(ctx, x.dim(2), Dim(positiveIntAttr(ctx, "num_heads", 0)), "hidden size over num_heads");
     headSize = head.constant();
   }
   int64_t rotaryAttr = ctx.op().intAttr("rotary_embedding_dim", 0);
@@ -59,15 +60,15 @@ void inferOnnxRotary(InferContext& ctx) {
   if (rotaryDim && *rotaryDim % 2 != 0) ctx.error("the rotary dimension ", *rotaryDim, " must be even");
   if (rotaryDim && headSize && *rotaryDim > *headSize) ctx.error("rotary_embedding_dim ", *rotaryDim, " exceeds the head size ", *headSize);
   size_t cacheRank = ctx.hasOperand(3) ? 2 : 3;
-  kernels::requireFloat(ctx, 1, "cos_cache");
-  kernels::requireFloat(ctx, 2, "sin_cache");
-  kernels::requireRank(ctx, 1, "cos_cache", {cacheRank});
-  kernels::requireRank(ctx, 2, "sin_cache", {cacheRank});
+  requireFloat(ctx, 1, "cos_cache");
+  requireFloat(ctx, 2, "sin_cache");
+  requireRank(ctx, 1, {cacheRank}, "cos_cache");
+  requireRank(ctx, 2, {cacheRank}, "sin_cache");
   requireCacheWidth(ctx, 1, "cos_cache", rotaryDim);
   requireCacheWidth(ctx, 2, "sin_cache", rotaryDim);
   if (ctx.hasOperand(3)) {
-    kernels::requireInteger(ctx, 3, "position_ids");
-    kernels::requireRank(ctx, 3, "position_ids", {2});
+    requireInteger(ctx, 3, "position_ids");
+    requireRank(ctx, 3, {2}, "position_ids");
   }
   ctx.setResult(0, x);
 }
@@ -105,12 +106,12 @@ void evaluateOnnxRotary(EvalContext& ctx) {
 // ---- com.microsoft.RotaryEmbedding: input, position_ids, cos_cache, sin_cache -------------------
 
 void inferContribRotary(InferContext& ctx) {
-  kernels::requireFloat(ctx, 0, "input");
-  size_t rank = kernels::requireRank(ctx, 0, "input", {3, 4});
-  kernels::requireInteger(ctx, 1, "position_ids");
-  kernels::requireRank(ctx, 1, "position_ids", {1, 2});
-  kernels::requireRank(ctx, 2, "cos_cache", {2});
-  kernels::requireRank(ctx, 3, "sin_cache", {2});
+  requireFloat(ctx, 0, "input");
+  size_t rank = requireRank(ctx, 0, {3, 4}, "input");
+  requireInteger(ctx, 1, "position_ids");
+  requireRank(ctx, 1, {1, 2}, "position_ids");
+  requireRank(ctx, 2, {2}, "cos_cache");
+  requireRank(ctx, 3, {2}, "sin_cache");
   if (ctx.op().intAttr("is_packed_batching", 0) != 0) ctx.error("is_packed_batching is not supported");
   if (ctx.op().floatAttr("scale", 1.0) != 1.0) ctx.error("a scale other than 1 is not supported");
   int64_t rotaryAttr = ctx.op().intAttr("rotary_embedding_dim", 0);

@@ -114,4 +114,13 @@ AttentionResult scaledDotProductAttention(const HeadTensor& q, const HeadTensor&
   return result;
 }
 
+void setAttentionResults(EvalContext& ctx, Tensor output, const HeadTensor& presentKey, const HeadTensor& presentValue,
+                         const AttentionResult& result, std::vector<int64_t> scoresShape) {
+  size_t numResults = ctx.op().results.size();
+  ctx.setOutput(0, std::move(output));
+  if (numResults > 1) ctx.setOutput(1, presentKey.toBnsh());
+  if (numResults > 2) ctx.setOutput(2, presentValue.toBnsh());
+  if (numResults > 3) ctx.setOutput(3, Tensor::fromValues(DType::F32, std::move(scoresShape), result.captured));
+}
+
 }  // namespace pagedc::kernels

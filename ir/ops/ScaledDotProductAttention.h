@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "ir/OpDef.h"
 #include "ir/Tensor.h"
 
 namespace pagedc::kernels {
@@ -65,5 +66,10 @@ struct AttentionResult {
 // Query heads map onto key/value heads in groups (GQA): head h reads kv head h / (Nq / Nkv).
 // A query whose every key is excluded (-inf) gets a zero output row and zero probabilities.
 AttentionResult scaledDotProductAttention(const HeadTensor& q, const HeadTensor& k, const HeadTensor& v, const AttentionSpec& spec);
+
+// Sets an attention op's results, as many as it declares: the output (0), the present key (1) and
+// value (2) in [batch, heads, seq, dim] and the captured scores (3), of shape `scoresShape`.
+void setAttentionResults(EvalContext& ctx, Tensor output, const HeadTensor& presentKey, const HeadTensor& presentValue,
+                         const AttentionResult& result, std::vector<int64_t> scoresShape);
 
 }  // namespace pagedc::kernels

@@ -5,12 +5,12 @@
 #include <set>
 
 #include "ir/OpDef.h"
+#include "ir/ops/KernelUtil.h"
+#include "ir/ops/KnownInts.h"
 #include "ir/ops/OpRegistration.h"
-#include "ir/ops/ShapeOpUtil.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
-
-using namespace shapeops;
 
 namespace {
 
@@ -125,7 +125,7 @@ void evaluateReshape(EvalContext& ctx) {
   const Tensor& data = ctx.input(0);
   std::vector<Dim> requested;
   for (int64_t v : ctx.input(1).toInt64Vector()) requested.emplace_back(v);
-  ReshapeTarget target = resolveReshapeTarget(ctx, requested, constantShape(data.shape()));
+  ReshapeTarget target = resolveReshapeTarget(ctx, requested, toShape(data.shape()));
   std::vector<int64_t> shape = *allConstant(target.dims);
   if (target.inferred) {
     int64_t others = 1;
@@ -177,7 +177,7 @@ std::vector<bool> unsqueezePositions(Context& ctx, const std::vector<int64_t>& a
   std::vector<bool> inserted(static_cast<size_t>(outRank), false);
   for (int64_t axis : axes) {
     auto i = static_cast<size_t>(normalizeAxis(axis, outRank, ctx.op(), "axes entry"));
-    if (inserted[i]) ctx.error("axes ", shapeStr(constantShape(axes)), " name dimension ", i, " twice");
+    if (inserted[i]) ctx.error("axes ", shapeStr(toShape(axes)), " name dimension ", i, " twice");
     inserted[i] = true;
   }
   return inserted;
@@ -185,7 +185,7 @@ std::vector<bool> unsqueezePositions(Context& ctx, const std::vector<int64_t>& a
 
 void inferUnsqueeze(InferContext& ctx) {
   const TensorType& data = ctx.operandType(0);
-  requireIntegerOperand(ctx, 1, "axes");
+  requireIndexInteger(ctx, 1, "axes");
   auto axes = ctx.operandConstInts(1);
   if (!data.hasRank() || !axes) {
     auto length = vectorLength(ctx, 1, "axes");
@@ -216,7 +216,7 @@ std::vector<bool> squeezedPositions(Context& ctx, const std::vector<int64_t>& ax
   std::vector<bool> removed(input.size(), false);
   for (int64_t axis : axes) {
     auto i = static_cast<size_t>(normalizeAxis(axis, static_cast<int64_t>(input.size()), ctx.op(), "axes entry"));
-    if (removed[i]) ctx.error("axes ", shapeStr(constantShape(axes)), " name dimension ", i, " twice");
+    if (removed[i]) ctx.error("axes ", shapeStr(toShape(axes)), " name dimension ", i, " twice");
     auto c = input[i].constant();
     if (c && *c != 1) ctx.error("cannot squeeze dimension ", i, " of ", shapeStr(input), ": its size is ", *c, ", not 1");
     removed[i] = true;
@@ -232,7 +232,7 @@ void inferSqueeze(InferContext& ctx) {
   }
   std::vector<bool> removed(data.rank(), false);
   if (ctx.hasOperand(1)) {
-    requireIntegerOperand(ctx, 1, "axes");
+    requireIndexInteger(ctx, 1, "axes");
     auto axes = ctx.operandConstInts(1);
     if (!axes) {
       auto length = vectorLength(ctx, 1, "axes");
@@ -259,7 +259,7 @@ void inferSqueeze(InferContext& ctx) {
 
 void evaluateSqueeze(EvalContext& ctx) {
   const Tensor& data = ctx.input(0);
-  Shape input = constantShape(data.shape());
+  Shape input = toShape(data.shape());
   std::vector<bool> removed(data.rank(), false);
   if (ctx.hasInput(1)) {
     removed = squeezedPositions(ctx, ctx.input(1).toInt64Vector(), input);
@@ -286,7 +286,7 @@ std::vector<int64_t> transposePerm(Context& ctx, size_t rank) {
     valid = valid && p >= 0 && p < static_cast<int64_t>(rank) && !seen[static_cast<size_t>(p)];
     if (valid) seen[static_cast<size_t>(p)] = true;
   }
-  if (!valid) ctx.error("perm ", shapeStr(constantShape(perm)), " is not a permutation of ", rank, " dimensions");
+  if (!valid) ctx.error("perm ", shapeStr(toShape(perm)), " is not a permutation of ", rank, " dimensions");
   return perm;
 }
 
@@ -306,7 +306,7 @@ void evaluateTranspose(EvalContext& ctx) {
   const Tensor& data = ctx.input(0);
   std::vector<int64_t> perm = transposePerm(ctx, data.rank());
   std::vector<int64_t> shape, strides;
-  std::vector<int64_t> inStrides = stridesOf(data.shape());
+  std::vector<int64_t> inStrides = contiguousStrides(data.shape());
   for (int64_t p : perm) {
     shape.push_back(data.shape()[static_cast<size_t>(p)]);
     strides.push_back(inStrides[static_cast<size_t>(p)]);
@@ -327,7 +327,7 @@ void evaluateTranspose(EvalContext& ctx) {
 // each axis: broadcasting (dim 1) and tiling (dim divides) are both this loop.
 Tensor replicate(const Tensor& data, const std::vector<int64_t>& shape) {
   size_t offset = shape.size() - data.rank();
-  std::vector<int64_t> inStrides = stridesOf(data.shape());
+  std::vector<int64_t> inStrides = contiguousStrides(data.shape());
   Tensor out = Tensor::zeros(data.dtype(), shape);
   size_t size = dtypeSize(data.dtype());
   const std::byte* in = data.bytes();
@@ -375,7 +375,7 @@ void evaluateExpand(EvalContext& ctx) {
     int64_t a = i + data.rank() >= rank ? data.shape()[i + data.rank() - rank] : 1;
     int64_t b = i + target.size() >= rank ? target[i + target.size() - rank] : 1;
     if (a != b && a != 1 && b != 1)
-      ctx.error("cannot expand ", data.shapeStr(), " to ", shapeStr(constantShape(target)), " (dimension ", i, ")");
+      ctx.error("cannot expand ", data.shapeStr(), " to ", shapeStr(toShape(target)), " (dimension ", i, ")");
     shape[i] = a == 1 ? b : a;
   }
   ctx.setOutput(0, replicate(data, shape));
@@ -383,7 +383,7 @@ void evaluateExpand(EvalContext& ctx) {
 
 void inferTile(InferContext& ctx) {
   const TensorType& data = ctx.operandType(0);
-  requireIntegerOperand(ctx, 1, "repeats");
+  requireIndexInteger(ctx, 1, "repeats");
   if (!data.hasRank()) {
     ctx.setResult(0, {data.dtype, std::nullopt});
     return;

@@ -5,12 +5,12 @@
 #include <limits>
 
 #include "ir/OpDef.h"
+#include "ir/ops/KernelUtil.h"
+#include "ir/ops/KnownInts.h"
 #include "ir/ops/OpRegistration.h"
-#include "ir/ops/ShapeOpUtil.h"
+#include "ir/ops/OperandChecks.h"
 
 namespace pagedc {
-
-using namespace shapeops;
 
 namespace {
 
@@ -42,14 +42,14 @@ std::optional<SliceParams> sliceParams(Context& ctx, size_t rank, std::optional<
   std::vector<bool> seen(rank, false);
   for (int64_t axis : *axes) {
     int64_t a = normalizeAxis(axis, static_cast<int64_t>(rank), ctx.op(), "axes entry");
-    if (seen[static_cast<size_t>(a)]) ctx.error("axes ", shapeStr(constantShape(*axes)), " name dimension ", a, " twice");
+    if (seen[static_cast<size_t>(a)]) ctx.error("axes ", shapeStr(toShape(*axes)), " name dimension ", a, " twice");
     seen[static_cast<size_t>(a)] = true;
     params.axes.push_back(a);
   }
   if (steps) {
     if (steps->size() != starts->size()) ctx.error("steps has ", steps->size(), " entries but starts has ", starts->size());
     for (int64_t s : *steps)
-      if (s == 0) ctx.error("steps ", shapeStr(constantShape(*steps)), " contain 0");
+      if (s == 0) ctx.error("steps ", shapeStr(toShape(*steps)), " contain 0");
     params.steps = *steps;
   } else {
     params.steps.assign(starts->size(), 1);
@@ -117,7 +117,7 @@ std::optional<Dim> symbolicSliceSize(const Dim& start, const Dim& end, int64_t s
 void inferSlice(InferContext& ctx) {
   const TensorType& data = ctx.operandType(0);
   for (size_t i = 1; i < ctx.numOperands(); ++i)
-    if (ctx.hasOperand(i)) requireIntegerOperand(ctx, i, i == 1 ? "starts" : i == 2 ? "ends" : i == 3 ? "axes" : "steps");
+    if (ctx.hasOperand(i)) requireIndexInteger(ctx, i, i == 1 ? "starts" : i == 2 ? "ends" : i == 3 ? "axes" : "steps");
   if (!data.hasRank()) {
     ctx.setResult(0, {data.dtype, std::nullopt});
     return;
@@ -176,7 +176,7 @@ void evaluateSlice(EvalContext& ctx) {
     step[axis] = params.steps[i];
     shape[axis] = count;
   }
-  std::vector<int64_t> inStrides = stridesOf(data.shape());
+  std::vector<int64_t> inStrides = contiguousStrides(data.shape());
   Tensor out = Tensor::zeros(data.dtype(), shape);
   size_t size = dtypeSize(data.dtype());
   const std::byte* in = data.bytes();
@@ -273,7 +273,7 @@ std::vector<std::optional<Dim>> splitSizes(InferContext& ctx, const Dim& dim) {
   size_t n = ctx.numResults();
   std::vector<std::optional<Dim>> sizes(n);
   if (ctx.hasOperand(1)) {
-    requireIntegerOperand(ctx, 1, "split");
+    requireIndexInteger(ctx, 1, "split");
     if (ctx.op().hasAttr("num_outputs")) ctx.error("give either the split operand or num_outputs, not both");
     auto split = ctx.operandInts(1);
     if (auto length = vectorLength(ctx, 1, "split"); length && *length != static_cast<int64_t>(n))
@@ -335,7 +335,7 @@ void evaluateSplit(EvalContext& ctx) {
     sizes = ctx.input(1).toInt64Vector();
     int64_t total = 0;
     for (int64_t s : sizes) total += s;
-    if (sizes.size() != n || total != dim) ctx.error("split ", shapeStr(constantShape(sizes)), " does not fit dimension ", dim, " and ", n, " results");
+    if (sizes.size() != n || total != dim) ctx.error("split ", shapeStr(toShape(sizes)), " does not fit dimension ", dim, " and ", n, " results");
   } else {
     auto parts = static_cast<int64_t>(n);
     int64_t chunk = (dim + parts - 1) / parts;
@@ -387,10 +387,10 @@ void checkPadMode(const Op& op) {
 void inferPad(InferContext& ctx) {
   const TensorType& data = ctx.operandType(0);
   checkPadMode(ctx.op());
-  requireIntegerOperand(ctx, 1, "pads");
+  requireIndexInteger(ctx, 1, "pads");
   if (ctx.hasOperand(2) && ctx.operandType(2).dtype != data.dtype)
     ctx.error("constant_value is ", ctx.operandType(2).str(), " but the data is ", data.str());
-  if (ctx.hasOperand(3)) requireIntegerOperand(ctx, 3, "axes");
+  if (ctx.hasOperand(3)) requireIndexInteger(ctx, 3, "axes");
   if (!data.hasRank()) return ctx.setResult(0, {data.dtype, std::nullopt});
   auto axesValues = ctx.operandConstInts(3);
   if (ctx.hasOperand(3) && !axesValues) return ctx.setResult(0, {data.dtype, ctx.unknownShape(data.rank())});
@@ -441,7 +441,7 @@ void evaluatePad(EvalContext& ctx) {
   std::vector<std::byte> fill(size);
   if (ctx.hasInput(2) && ctx.input(2).numElements() > 0) std::memcpy(fill.data(), ctx.input(2).bytes(), size);
   Tensor out = Tensor::zeros(data.dtype(), shape);
-  std::vector<int64_t> inStrides = stridesOf(data.shape());
+  std::vector<int64_t> inStrides = contiguousStrides(data.shape());
   const std::byte* in = data.bytes();
   std::byte* dst = out.mutableBytes();
   forEachIndex(shape, [&](const std::vector<int64_t>& index, int64_t linear) {

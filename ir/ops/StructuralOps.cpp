@@ -1,5 +1,6 @@
 // Ops that carry data into the graph or pass it through: Constant, weight, Identity.
 #include "ir/OpDef.h"
+#include "ir/ops/KnownInts.h"
 #include "ir/ops/OpRegistration.h"
 
 namespace pagedc {
@@ -9,14 +10,6 @@ TensorType typeOfTensor(const Tensor& tensor) {
   Shape shape;
   for (int64_t d : tensor.shape()) shape.emplace_back(d);
   return {tensor.dtype(), shape};
-}
-
-// Small integer constants are known symbolically, so shape arithmetic can see through them.
-std::optional<std::vector<Dim>> knownIntsOf(const Tensor& tensor) {
-  if (!isInteger(tensor.dtype()) || tensor.rank() > 1 || tensor.numElements() > 64) return std::nullopt;
-  std::vector<Dim> dims;
-  for (int64_t v : tensor.toInt64Vector()) dims.emplace_back(v);
-  return dims;
 }
 }  // namespace
 

@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "OpRunner.h"
+#include "OpTestSupport.h"
 #include "ir/Error.h"
 
 using namespace pagedc;
-using namespace pagedc::testing;
+using namespace pagedc::test;
 
 namespace {
 Tensor randomTensor(std::vector<int64_t> shape, uint32_t seed) {

@@ -24,28 +24,38 @@ namespace {
 namespace fs = std::filesystem;
 constexpr double kRelativeTolerance = 1e-4;
 
-const fs::path& fixturesDir() {
-  static const fs::path dir = fs::path(PAGEDC_SOURCE_DIR) / "models" / "fixtures";
+const fs::path& modelsDir() {
+  static const fs::path dir = fs::path(PAGEDC_SOURCE_DIR) / "models";
   return dir;
 }
 
 struct GoldenCase {
-  std::string fixture;   // "llama-past"
-  std::string onnxPath;  // relative to fixturesDir
-  std::string step;      // "prefill" or "decode"
+  std::string fixture;  // "llama-past"
+  fs::path directory;   // holds golden/
+  fs::path onnxPath;
+  std::string step;     // "prefill" or "decode"
+  int64_t kvHeads = 0;
+  int64_t headDim = 0;
+  fs::path golden(const std::string& file) const { return directory / "golden" / file; }
 };
 
+// The random-weight fixtures (models/fixtures/manifest.json lists them) and the trained
+// stories260K model (models/stories260K/manifest.json describes it).
 std::vector<GoldenCase> allGoldenCases() {
   std::vector<GoldenCase> cases;
-  std::ifstream in(fixturesDir() / "manifest.json");
-  if (!in) return cases;
-  auto manifest = nlohmann::json::parse(in);
-  for (const auto& fixture : manifest["fixtures"]) {
-    for (const char* step : {"prefill", "decode"}) {
-      std::string inputs = fixture["name"].get<std::string>() + "/golden/" + step + "_inputs.npz";
-      if (fs::exists(fixturesDir() / inputs)) cases.push_back({fixture["name"], fixture["onnx"], step});
-    }
+  auto addCases = [&](const nlohmann::json& entry, const fs::path& root, const fs::path& directory) {
+    for (const char* step : {"prefill", "decode"})
+      if (fs::exists(directory / "golden" / (std::string(step) + "_inputs.npz")))
+        cases.push_back({entry["name"], directory, root / entry["onnx"].get<std::string>(), step,
+                         entry.value("num_kv_heads", int64_t{0}), entry.value("head_dim", int64_t{0})});
+  };
+  if (std::ifstream in(modelsDir() / "fixtures" / "manifest.json"); in) {
+    auto manifest = nlohmann::json::parse(in);
+    for (const auto& fixture : manifest["fixtures"])
+      addCases(fixture, modelsDir() / "fixtures", modelsDir() / "fixtures" / fixture["name"].get<std::string>());
   }
+  if (std::ifstream in(modelsDir() / "stories260K" / "manifest.json"); in)
+    addCases(nlohmann::json::parse(in), modelsDir() / "stories260K", modelsDir() / "stories260K");
   return cases;
 }
 
@@ -76,10 +86,10 @@ class FixtureGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(FixtureGolden, ReferenceExecutorMatchesOnnxRuntime) {
   const GoldenCase& c = GetParam();
-  auto graph = importOnnx((fixturesDir() / c.onnxPath).string());
+  auto graph = importOnnx(c.onnxPath.string());
   Interpreter interpreter(*graph);
-  auto inputs = readNpz((fixturesDir() / c.fixture / "golden" / (c.step + "_inputs.npz")).string());
-  auto expected = readNpz((fixturesDir() / c.fixture / "golden" / (c.step + "_outputs.npz")).string());
+  auto inputs = readNpz(c.golden(c.step + "_inputs.npz").string());
+  auto expected = readNpz(c.golden(c.step + "_outputs.npz").string());
   auto outputs = interpreter.run(inputs);
   ASSERT_EQ(outputs.size(), expected.size());
   for (const auto& [name, reference] : expected) {
@@ -97,12 +107,12 @@ TEST_P(FixtureGolden, ReferenceExecutorMatchesOnnxRuntime) {
 // the positions the attention mask keeps (padded positions are unspecified in both systems).
 TEST_P(FixtureGolden, ReferenceExecutorMatchesTransformers) {
   const GoldenCase& c = GetParam();
-  fs::path logitsPath = fixturesDir() / c.fixture / "golden" / "transformers_logits.npz";
+  fs::path logitsPath = c.golden("transformers_logits.npz");
   auto transformersLogits = fs::exists(logitsPath) ? readNpz(logitsPath.string()) : std::map<std::string, Tensor>{};
   std::string key = c.step == "prefill" ? "logits" : "decode_logits";
   if (!transformersLogits.count(key)) GTEST_SKIP() << "no transformers logits for this step";
-  auto graph = importOnnx((fixturesDir() / c.onnxPath).string());
-  auto inputs = readNpz((fixturesDir() / c.fixture / "golden" / (c.step + "_inputs.npz")).string());
+  auto graph = importOnnx(c.onnxPath.string());
+  auto inputs = readNpz(c.golden(c.step + "_inputs.npz").string());
   auto outputs = Interpreter(*graph).run(inputs);
   const Tensor& reference = transformersLogits.at(key);
   const Tensor& ours = outputs.at("logits");
@@ -134,18 +144,65 @@ GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(FixtureGolden);
 // exactly what the imported graph computes.
 TEST_P(FixtureGolden, TextFormRoundTripsAndRunsIdentically) {
   const GoldenCase& c = GetParam();
-  auto imported = importOnnx((fixturesDir() / c.onnxPath).string());
+  auto imported = importOnnx(c.onnxPath.string());
   std::string text = printGraph(*imported);
-  auto parsed = parseGraph(text, c.onnxPath, imported->weights);
+  auto parsed = parseGraph(text, c.onnxPath.string(), imported->weights);
   EXPECT_TRUE(verifyGraph(*parsed).empty());
   ASSERT_EQ(printGraph(*parsed), text);
-  auto inputs = readNpz((fixturesDir() / c.fixture / "golden" / (c.step + "_inputs.npz")).string());
+  auto inputs = readNpz(c.golden(c.step + "_inputs.npz").string());
   auto expected = Interpreter(*imported).run(inputs);
   auto actual = Interpreter(*parsed).run(inputs);
   for (const auto& [name, tensor] : expected) {
     ASSERT_EQ(actual.at(name).shape(), tensor.shape()) << name;
     EXPECT_EQ(std::memcmp(actual.at(name).bytes(), tensor.bytes(), tensor.byteSize()), 0) << name;
   }
+}
+
+// Greedy decoding with the reference executor, one token at a time, reproduces transformers'
+// `generate`: through the KV cache (past_key_values.* in, present.* out) when the graph has one,
+// otherwise by re-running the whole sequence each step.
+TEST_P(FixtureGolden, GreedyDecodingMatchesTransformers) {
+  const GoldenCase& c = GetParam();
+  if (c.step != "prefill" || !fs::exists(c.golden("greedy.json"))) GTEST_SKIP() << "greedy goldens are checked once per model";
+  std::ifstream in(c.golden("greedy.json"));
+  auto greedy = nlohmann::json::parse(in);
+  auto prompt = greedy["prompt_ids"].get<std::vector<int64_t>>();
+  auto expected = greedy["greedy"]["generated_ids"].get<std::vector<int64_t>>();
+  auto graph = importOnnx(c.onnxPath.string());
+  Interpreter interpreter(*graph);
+
+  std::map<std::string, Tensor> cache;  // past inputs by name
+  bool hasPast = false, hasPositions = false;
+  for (const Value* input : graph->inputs) {
+    hasPositions = hasPositions || input->name == "position_ids";
+    if (input->name.rfind("past_key_values.", 0) != 0) continue;
+    hasPast = true;
+    cache[input->name] = Tensor::zeros(DType::F32, {1, c.kvHeads, 0, c.headDim});
+  }
+  std::vector<int64_t> sequence = prompt, generated;
+  int64_t past = 0;
+  while (generated.size() < expected.size()) {
+    std::vector<int64_t> step = hasPast ? std::vector<int64_t>(sequence.begin() + past, sequence.end()) : sequence;
+    int64_t first = hasPast ? past : 0, count = static_cast<int64_t>(step.size());
+    std::map<std::string, Tensor> inputs = cache;
+    inputs["input_ids"] = Tensor::fromValues(DType::I64, {1, count}, step);
+    inputs["attention_mask"] = Tensor::fromValues(DType::I64, {1, first + count}, std::vector<int64_t>(first + count, 1));
+    if (hasPositions) {
+      std::vector<int64_t> positions(count);
+      for (int64_t i = 0; i < count; ++i) positions[i] = first + i;
+      inputs["position_ids"] = Tensor::fromValues(DType::I64, {1, count}, positions);
+    }
+    auto outputs = interpreter.run(inputs);
+    const Tensor& logits = outputs.at("logits");
+    int64_t vocab = logits.shape()[2];
+    const float* last = logits.data<float>() + (count - 1) * vocab;
+    int64_t next = std::max_element(last, last + vocab) - last;
+    generated.push_back(next);
+    sequence.push_back(next);
+    for (auto& [name, tensor] : cache) tensor = outputs.at("present." + name.substr(std::string("past_key_values.").size()));
+    past = first + count;
+  }
+  EXPECT_EQ(generated, expected);
 }
 
 TEST(FixtureManifest, ListsFixturesWithGoldens) {

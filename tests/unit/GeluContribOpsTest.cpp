@@ -3,10 +3,10 @@
 
 #include <cmath>
 
-#include "OpRunner.h"
+#include "OpTestSupport.h"
 
 using namespace pagedc;
-using namespace pagedc::testing;
+using namespace pagedc::test;
 
 TEST(GeluContribOps, KnownValues) {
   // Exact Gelu(1) = Phi(1) = 0.8413447; the tanh form gives 0.8411920.

@@ -3,11 +3,11 @@
 
 #include <cmath>
 
-#include "OpRunner.h"
+#include "OpTestSupport.h"
 #include "ir/Error.h"
 
 using namespace pagedc;
-using namespace pagedc::testing;
+using namespace pagedc::test;
 
 TEST(RMSNormalization, ConstantVectorNormalizesToScale) {
   // mean(x^2) = 9, so x / sqrt(9 + eps) = 1 for every element (with eps = 0).

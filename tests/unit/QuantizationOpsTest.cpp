@@ -1,11 +1,11 @@
 // com.microsoft.MatMulNBits: hand-packed weights against the float matmul of their dequantized values.
 #include <gtest/gtest.h>
 
-#include "OpRunner.h"
+#include "OpTestSupport.h"
 #include "ir/Error.h"
 
 using namespace pagedc;
-using namespace pagedc::testing;
+using namespace pagedc::test;
 
 namespace {
 Tensor u8(std::vector<int64_t> shape, const std::vector<uint8_t>& values) { return Tensor::fromValues(DType::U8, std::move(shape), values); }
