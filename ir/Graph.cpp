@@ -79,6 +79,22 @@ std::string Graph::uniqueName(std::string_view hint) {
   }
 }
 
+void Graph::renameValue(Value* value, const std::string& newName) {
+  if (value->name == newName) return;
+  if (usedNames_.count(newName)) fail("cannot rename %", value->name, " to %", newName, ": the name is taken");
+  usedNames_.erase(value->name);
+  value->name = newName;
+  usedNames_.insert(newName);
+}
+
+size_t Graph::removeUnusedInputs() {
+  size_t before = inputs.size();
+  std::erase_if(inputs, [&](Value* input) {
+    return users(input).empty() && std::find(outputs.begin(), outputs.end(), input) == outputs.end();
+  });
+  return before - inputs.size();
+}
+
 Value* Graph::findValue(std::string_view valueName) const {
   for (const auto& value : values_)
     if (value->name == valueName) return value.get();

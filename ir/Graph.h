@@ -83,6 +83,11 @@ public:
   Op* insertOp(size_t index, std::string_view opName, std::vector<Value*> operands, AttrMap attrs,
                const std::vector<std::string>& resultNames, std::string nodeName = "");
 
+  // Gives a value a new unique name (its old name becomes free for reuse).
+  void renameValue(Value* value, const std::string& newName);
+  // Removes graph inputs that nothing uses any more; returns how many.
+  size_t removeUnusedInputs();
+
   // A value name not used yet, derived from `hint`.
   std::string uniqueName(std::string_view hint);
   Value* findValue(std::string_view valueName) const;
