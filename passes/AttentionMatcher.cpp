@@ -325,6 +325,52 @@ MatchedAttention matchGroupQueryAttention(const Graph& graph, Op& op) {
   return match;
 }
 
+// ONNX Attention (opset 23) and onnxruntime's MultiHeadAttention: queries, new keys and new values
+// are operands; the op concatenates them to its past inputs itself.
+MatchedAttention matchAttentionOp(const Graph& graph, Op& op) {
+  const bool onnx = op.opName() == "Attention";
+  MatchedAttention match;
+  match.where = op.describe();
+  match.anchor = &op;
+  match.output = op.result(0);
+  // Operand positions of the mask-like inputs the ragged form cannot express.
+  const std::vector<size_t> masks = onnx ? std::vector<size_t>{3, 6} : std::vector<size_t>{3, 4, 5, 8, 9};
+  for (size_t i : masks)
+    if (op.hasOperand(i))
+      fail(match.where, ": operand ", i, " (an explicit mask, bias or cache index) is not supported by the paged rewrite yet; ",
+           "padding and causality are implied by the ragged form");
+  if (onnx ? op.intAttr("is_causal", 0) != 1 : op.intAttr("unidirectional", 0) != 1)
+    fail(match.where, ": only causal attention (", onnx ? "is_causal" : "unidirectional", " = 1) can be paged");
+  for (size_t r = 3; r < op.results.size(); ++r)
+    if (!graph.users(op.results[r]).empty()) fail(match.where, ": its attention-score output is used; paged attention does not produce it");
+  if (!op.hasOperand(1) || !op.hasOperand(2)) fail(match.where, ": packed QKV forms are not supported by the paged rewrite yet");
+  const TensorType& query = op.operands[0]->type;
+  const TensorType& key = op.operands[1]->type;
+  if (!query.hasRank() || !key.hasRank() || query.rank() != key.rank() || (query.rank() != 3 && query.rank() != 4))
+    fail(match.where, ": queries and keys must both be 3-D or both 4-D, got ", query.str(), " and ", key.str());
+  match.packedLayout = query.rank() == 3;
+  if (match.packedLayout) {
+    match.heads = onnx ? op.intAttr("q_num_heads", 0) : op.intAttr("num_heads", 0);
+    match.kvHeads = onnx ? op.intAttr("kv_num_heads", 0) : match.heads;
+    auto width = query.dim(2).constant();
+    if (!width || match.heads <= 0) fail(match.where, ": needs a constant query width and a head count");
+    match.headDim = *width / match.heads;
+  } else {
+    auto heads = query.dim(1).constant(), kvHeads = key.dim(1).constant(), headDim = query.dim(3).constant();
+    if (!heads || !kvHeads || !headDim) fail(match.where, ": 4-D queries and keys need constant head counts and head size");
+    match.heads = *heads;
+    match.kvHeads = *kvHeads;
+    match.headDim = *headDim;
+  }
+  match.query = op.operands[0];
+  match.keyNew = op.operands[1];
+  match.valueNew = op.operands[2];
+  double scale = op.floatAttr("scale", 0.0);
+  match.scale = scale != 0.0 ? scale : 1.0 / std::sqrt(static_cast<double>(match.headDim));
+  if (onnx) match.softcap = op.floatAttr("softcap", 0.0);
+  return match;
+}
+
 }  // namespace
 
 std::vector<MatchedAttention> matchAttentions(Graph& graph, const DecoderInputs& roles) {
@@ -339,8 +385,10 @@ std::vector<MatchedAttention> matchAttentions(Graph& graph, const DecoderInputs&
       matches.push_back(matchGroupQueryAttention(graph, op));
       continue;
     }
-    if (name == "Attention" || name == "com.microsoft.MultiHeadAttention")
-      fail(op.describe(), ": the paged rewrite of this attention op is not written yet");
+    if (name == "Attention" || name == "com.microsoft.MultiHeadAttention") {
+      matches.push_back(matchAttentionOp(graph, op));
+      continue;
+    }
     if (name != "Softmax") continue;
     DecomposedCandidate c;
     c.softmax = &op;
