@@ -6,6 +6,7 @@
 #include "ir/Verifier.h"
 #include "passes/ConvertWeightDType.h"
 #include "passes/DeadCodeElimination.h"
+#include "passes/Fusion.h"
 #include "passes/LogitsOnlyWhereSampled.h"
 #include "passes/PagedAttentionRewrite.h"
 
@@ -30,6 +31,9 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
   stage("cleanup");
   inferTypes(graph);
   eliminateDeadCode(graph);
+
+  stage("fusions");
+  runFusions(graph);
 
   stage("attention rewrite");
   result.facts = rewriteToPagedForm(graph, {.blockSize = options.blockSize, .kvDType = options.dtype});

@@ -20,6 +20,7 @@ void registerAllOps(OpRegistry& registry) {
   registerGeluContribOps(registry);
   registerQuantizationOps(registry);
   registerPagedAttentionOps(registry);
+  registerFusedOps(registry);
 }
 
 }  // namespace pagedc

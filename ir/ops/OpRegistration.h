@@ -23,5 +23,6 @@ void registerRotaryEmbeddingOps(OpRegistry& registry); // RotaryEmbedding, com.m
 void registerGeluContribOps(OpRegistry& registry);   // com.microsoft.FastGelu, BiasGelu, QuickGelu
 void registerQuantizationOps(OpRegistry& registry);  // MatMulNBits
 void registerPagedAttentionOps(OpRegistry& registry); // kv_cache_write, paged_attention (the attention rewrite's output)
+void registerFusedOps(OpRegistry& registry);         // rms_norm, layer_norm, gelu, silu, gated_act, rope (the fusions' output)
 
 }  // namespace pagedc
