@@ -4,6 +4,7 @@
 #include "ir/Error.h"
 #include "ir/TypeInference.h"
 #include "ir/Verifier.h"
+#include "passes/Cleanup.h"
 #include "passes/ConvertWeightDType.h"
 #include "passes/DeadCodeElimination.h"
 #include "passes/Fusion.h"
@@ -29,8 +30,7 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
   result.opCountsBefore = countOps(graph);
 
   stage("cleanup");
-  inferTypes(graph);
-  eliminateDeadCode(graph);
+  runCleanup(graph);
 
   stage("fusions");
   runFusions(graph);
@@ -38,15 +38,27 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
   stage("attention rewrite");
   result.facts = rewriteToPagedForm(graph, {.blockSize = options.blockSize, .kvDType = options.dtype});
 
+  // Rotary parameters of fused `rope` ops (GroupQueryAttention's were recorded by the rewrite).
+  for (const auto& op : graph.ops()) {
+    if (op->opName() != "rope") continue;
+    result.facts.rotary.present = true;
+    result.facts.rotary.interleaved = op->intAttr("interleaved", 0) != 0;
+    result.facts.rotary.rotaryDim = op->intAttr("rotary_dim", 0);
+    const TensorType& table = op->operands[2]->type;
+    if (table.hasRank() && table.rank() == 2)
+      if (auto rows = table.dim(0).constant()) result.facts.maxPositions = *rows;
+  }
+
   stage("logits only where sampled");
   computeLogitsOnlyWhereSampled(graph);
 
+  stage("final cleanup");
+  runCleanup(graph);
+
+  // Last, so no folding turns the casts of narrow weights back into wide weights.
   stage("weight dtype");
   convertWeightDType(graph, options.dtype);
-
-  stage("final cleanup");
   eliminateDeadCode(graph);
-  inferTypes(graph);
   verifyOrThrow(graph);
   result.facts.weightDType = options.dtype;
   result.opCountsAfter = countOps(graph);

@@ -2,8 +2,8 @@
 //
 // Stages, in order: cleanup (shape-arithmetic and constant folding, canonicalisation, CSE, DCE),
 // fusions (norms, activations, rotary), the attention rewrite (paged_attention + kv_cache_write,
-// past/present and mask arithmetic removed), the ragged token-major I/O rewrite, logits only where
-// sampled, weight dtype conversion, and a final cleanup.
+// past/present and mask arithmetic removed, the batch flattened into the ragged token-major form),
+// logits only where sampled, a final cleanup, and weight dtype conversion.
 #pragma once
 
 #include <cstdint>
