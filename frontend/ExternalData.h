@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "frontend/MappedFile.h"
+#include "ir/MappedFile.h"
 #include "ir/Tensor.h"
 
 namespace pagedc {

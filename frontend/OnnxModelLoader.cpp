@@ -6,7 +6,7 @@
 
 #include <climits>
 
-#include "frontend/MappedFile.h"
+#include "ir/MappedFile.h"
 #include "ir/Error.h"
 
 namespace pagedc {

@@ -1,6 +1,8 @@
 // The compile pipeline: each stage is a pass of its own; this file only orders them.
 #include "passes/CompilePipeline.h"
 
+#include <set>
+
 #include "ir/Error.h"
 #include "ir/TypeInference.h"
 #include "ir/Verifier.h"
@@ -18,6 +20,40 @@ std::map<std::string, int64_t> countOps(const Graph& graph) {
   for (const auto& op : graph.ops()) ++counts[op->opName()];
   return counts;
 }
+
+namespace {
+// The kernel specialisations the compiled graph needs, one key per distinct variant: everything
+// that changes the generated code (codegen/ turns each key into a kernel).
+std::vector<std::string> collectKernelVariants(const Graph& graph, const ModelFacts& facts) {
+  std::set<std::string> keys;
+  auto lastDim = [](const Value* v) {
+    return v && v->type.hasRank() && v->type.rank() ? v->type.dim(v->type.rank() - 1).str() : std::string("?");
+  };
+  const std::string kv = std::string(dtypeName(facts.kvDType));
+  for (const auto& op : graph.ops()) {
+    const std::string& name = op->opName();
+    if (name == "paged_attention") {
+      keys.insert("paged_attention:kv=" + kv + ",head_dim=" + std::to_string(facts.headDim) + ",block=" + std::to_string(facts.blockSize) +
+                  ",q_per_kv=" + std::to_string(facts.numKvHeads ? facts.numHeads / facts.numKvHeads : 0) +
+                  (op->hasAttr("softcap") ? ",softcap" : "") + (op->hasAttr("sliding_window") ? ",window" : ""));
+    } else if (name == "kv_cache_write") {
+      keys.insert("kv_cache_write:kv=" + kv + ",head_dim=" + std::to_string(facts.headDim) + ",block=" + std::to_string(facts.blockSize));
+    } else if (name == "rope") {
+      keys.insert("rope:head_dim=" + lastDim(op->operands[0]) + ",rotary_dim=" + std::to_string(op->intAttr("rotary_dim", 0)) +
+                  ",interleaved=" + std::to_string(op->intAttr("interleaved", 0)));
+    } else if (name == "RotaryEmbedding") {
+      keys.insert("rope:hidden=" + lastDim(op->operands[0]) + ",interleaved=" + std::to_string(op->intAttr("interleaved", 0)));
+    } else if (name == "rms_norm" || name == "layer_norm") {
+      keys.insert(name + ":hidden=" + lastDim(op->operands[0]) + (op->results.size() > 1 ? ",residual" : ""));
+    } else if (name == "gated_act" || name == "gelu") {
+      keys.insert(name + ":" + op->stringAttr("activation", op->stringAttr("approximate", "none")));
+    } else if (name == "silu") {
+      keys.insert("silu");
+    }
+  }
+  return {keys.begin(), keys.end()};
+}
+}  // namespace
 
 CompileResult compileGraph(Graph& graph, const CompileOptions& options, const std::function<void(std::string_view)>& progress) {
   auto stage = [&](std::string_view name) {
@@ -52,6 +88,14 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
   stage("logits only where sampled");
   computeLogitsOnlyWhereSampled(graph);
 
+  // The hidden size: the width of the states the LM head reads.
+  for (const auto& op : graph.ops()) {
+    if (op->opName() != "Gather" || op->operands.size() < 2 || !op->operands[1] || op->operands[1]->name != "logits_indices") continue;
+    const TensorType& states = op->operands[0]->type;
+    if (states.hasRank() && states.rank() >= 1)
+      if (auto width = states.dim(states.rank() - 1).constant()) result.facts.hiddenSize = *width;
+  }
+
   stage("final cleanup");
   runCleanup(graph);
 
@@ -61,6 +105,7 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
   eliminateDeadCode(graph);
   verifyOrThrow(graph);
   result.facts.weightDType = options.dtype;
+  result.facts.kernelVariants = collectKernelVariants(graph, result.facts);
   result.opCountsAfter = countOps(graph);
   return result;
 }

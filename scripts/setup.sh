@@ -12,6 +12,7 @@ PACKAGES=(
   libzip-dev                                      # .npz golden files
   nlohmann-json3-dev                              # manifests, JSON
   libcli11-dev                                    # command-line parsing
+  libssl-dev                                      # SHA-256 checksums of compiled artifacts (libcrypto)
 )
 
 missing=()

@@ -5,6 +5,8 @@
 
 namespace pagedc::cli {
 
+void addCompileCommand(CLI::App& app);
+void addInspectCommand(CLI::App& app);
 void addRunOnnxCommand(CLI::App& app);
 void addVersionCommand(CLI::App& app);
 

@@ -2,6 +2,7 @@
 #include "cli/DefaultModel.h"
 
 #include <cstdlib>
+#include <filesystem>
 
 namespace pagedc::cli {
 
@@ -11,5 +12,12 @@ std::string modelsDir() {
 }
 
 std::string defaultOnnxModel() { return modelsDir() + "/fixtures/llama-past/model.onnx"; }
+
+std::string defaultArtifactPath(const std::string& onnxModel) {
+  std::filesystem::path model = std::filesystem::absolute(onnxModel).lexically_normal();
+  std::string name = model.stem().string();
+  if (name == "model" && model.parent_path().has_filename()) name = model.parent_path().filename().string();
+  return name + ".pgc";
+}
 
 }  // namespace pagedc::cli

@@ -9,5 +9,10 @@ namespace pagedc::cli {
 std::string modelsDir();
 // The ONNX file used when a command gets no model.
 std::string defaultOnnxModel();
+// Where `pagedc compile` writes when given no -o, and what `pagedc inspect` reads when given no
+// artifact: <name>.pgc in the current directory, where <name> is the ONNX file's stem, or its
+// directory's name when the stem is the generic "model" (models/fixtures/llama-past/model.onnx
+// gives llama-past.pgc).
+std::string defaultArtifactPath(const std::string& onnxModel);
 
 }  // namespace pagedc::cli

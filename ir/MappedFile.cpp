@@ -1,5 +1,5 @@
 // Read-only file mappings (POSIX mmap).
-#include "frontend/MappedFile.h"
+#include "ir/MappedFile.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
