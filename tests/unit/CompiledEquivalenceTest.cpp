@@ -239,3 +239,42 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, CompiledDTypes, ::testing::ValuesIn(dtypeCase
 
 }  // namespace
 }  // namespace pagedc
+
+namespace pagedc {
+namespace {
+
+// Every fixture compiles with every block size and dtype into a graph with one paged_attention and
+// one kv_cache_write per layer, the ragged inputs, and no past/present KV or attention mask.
+TEST(CompileGrid, EveryFixtureEveryBlockSizeAndDType) {
+  size_t compiled = 0;
+  for (const CompiledCase& c : allCases()) {
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+      auto graph = importOnnx(c.onnx.string());
+      CompileResult result = compileGraph(*graph, {.blockSize = c.blockSize, .dtype = dtype});
+      SCOPED_TRACE(c.name + " block " + std::to_string(c.blockSize) + " " + std::string(dtypeName(dtype)));
+      EXPECT_GT(result.facts.numLayers, 0);
+      EXPECT_EQ(result.opCountsAfter["paged_attention"], result.facts.numLayers);
+      EXPECT_EQ(result.opCountsAfter["kv_cache_write"], result.facts.numLayers);
+      std::vector<std::string> names;
+      for (const Value* input : graph->inputs) names.push_back(input->name);
+      for (const char* required : {"input_ids", "positions", "slot_mapping", "block_tables", "context_lens", "query_start_loc", "logits_indices"})
+        EXPECT_NE(std::find(names.begin(), names.end(), required), names.end()) << required;
+      for (const Value* input : graph->inputs) {
+        EXPECT_EQ(input->name.find("past"), std::string::npos) << input->name;
+        EXPECT_NE(input->name, "attention_mask");
+        if (input->name.rfind("key_cache.", 0) == 0) {
+          EXPECT_EQ(input->type.dtype, dtype) << input->name;
+        }
+      }
+      for (const Value* output : graph->outputs) EXPECT_EQ(output->name.find("present"), std::string::npos) << output->name;
+      EXPECT_EQ(result.facts.kvDType, dtype);
+      EXPECT_EQ(result.facts.kvBytesPerToken(), 2 * result.facts.numLayers * result.facts.numKvHeads * result.facts.headDim *
+                                                    static_cast<int64_t>(dtypeSize(dtype)));
+      ++compiled;
+    }
+  }
+  EXPECT_EQ(compiled, allCases().size() * 3);
+}
+
+}  // namespace
+}  // namespace pagedc
