@@ -132,6 +132,54 @@ TEST(AttentionRewriteDiagnostics, NonCausalAttentionIsRefusedNamingTheOp) {
   }
 }
 
+// A decomposed attention with no mask is bidirectional: the probe check refuses to page it.
+TEST(AttentionRewriteDiagnostics, DecomposedBidirectionalAttentionFailsTheProbeCheck) {
+  auto weights = buildDecoder(kOnnxAttention, 2)->weights;
+  auto graph = parseGraph(R"(graph @g(%input_ids: i64[batch, seq], %past_key_values.0.key: f32[batch, 4, past, 8], %past_key_values.0.value: f32[batch, 4, past, 8]) {
+  %emb = weight() {name = "emb"} : f32[40, 32]
+  %wq = weight() {name = "wq"} : f32[32, 32]
+  %wo = weight() {name = "wo"} : f32[32, 40]
+  %heads = Constant() {value = tensor<i64[4]>[0, 0, 4, 8]} : i64[4]
+  %merge = Constant() {value = tensor<i64[3]>[0, 0, 32]} : i64[3]
+  %scale = Constant() {value = tensor<f32[]>[0.35355339]} : f32[]
+  %x = Gather(%emb, %input_ids) {axis = 0} : f32[batch, seq, 32]
+  %h = MatMul(%x, %wq) : f32[batch, seq, 32]
+  %h4 = Reshape(%h, %heads) : f32[batch, seq, 4, 8]
+  %q = Transpose(%h4) {perm = [0, 2, 1, 3]} : f32[batch, 4, seq, 8]
+  %present.0.key = Concat(%past_key_values.0.key, %q) {axis = 2} : f32[batch, 4, past + seq, 8]
+  %present.0.value = Concat(%past_key_values.0.value, %q) {axis = 2} : f32[batch, 4, past + seq, 8]
+  %kt = Transpose(%present.0.key) {perm = [0, 1, 3, 2]} : f32[batch, 4, 8, past + seq]
+  %s = MatMul(%q, %kt) : f32[batch, 4, seq, past + seq]
+  %ss = Mul(%s, %scale) : f32[batch, 4, seq, past + seq]
+  %p = Softmax(%ss) {axis = -1} : f32[batch, 4, seq, past + seq] loc("/layers.0/attn/Softmax")
+  %o = MatMul(%p, %present.0.value) : f32[batch, 4, seq, 8]
+  %ot = Transpose(%o) {perm = [0, 2, 1, 3]} : f32[batch, seq, 4, 8]
+  %y = Reshape(%ot, %merge) : f32[batch, seq, 32]
+  %logits = MatMul(%y, %wo) : f32[batch, seq, 40]
+  return %logits, %present.0.key, %present.0.value
+})", "bidirectional", weights);
+  try {
+    compileGraph(*graph, {});
+    FAIL() << "a bidirectional attention was paged";
+  } catch (const Error& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("Softmax '/layers.0/attn/Softmax'"), std::string::npos) << message;
+    EXPECT_NE(message.find("its mask is not the causal mask"), std::string::npos) << message;
+  }
+}
+
+TEST(AttentionRewriteDiagnostics, SoftmaxWithoutAttentionAboveNamesTheStep) {
+  std::string error = compileError(R"(graph @g(%input_ids: i64[batch, seq]) {
+  %axes = Constant() {value = tensor<i64[2]>[1, 2]} : i64[2]
+  %f = Cast(%input_ids) {to = f32} : f32[batch, seq]
+  %f4 = Unsqueeze(%f, %axes) : f32[batch, 1, 1, seq]
+  %p = Softmax(%f4) {axis = -1} : f32[batch, 1, 1, seq] loc("/head/Softmax")
+  return %p
+})");
+  EXPECT_NE(error.find("Softmax '/head/Softmax'"), std::string::npos) << error;
+  EXPECT_NE(error.find("step 'scores'"), std::string::npos) << error;
+}
+
 TEST(AttentionRewriteDiagnostics, GraphWithoutAttentionIsRefused) {
   std::string error = compileError(R"(graph @g(%input_ids: i64[batch, seq]) {
   %x = Cast(%input_ids) {to = f32} : f32[batch, seq]
