@@ -8,24 +8,12 @@
 #include <limits>
 
 #include "ir/OpDef.h"
+#include "ir/ops/OperandChecks.h"
 #include "ir/ops/OpRegistration.h"
 
 namespace pagedc {
 
 namespace {
-
-void requireFloatOperand(InferContext& ctx, size_t i, const char* name) {
-  if (!isFloatingPoint(ctx.operandType(i).dtype)) ctx.error(name, " must be floating-point, got ", ctx.operandType(i).str());
-}
-void requireIntOperand(InferContext& ctx, size_t i, const char* name) {
-  if (!isInteger(ctx.operandType(i).dtype)) ctx.error(name, " must be an integer tensor, got ", ctx.operandType(i).str());
-}
-void requireRankOf(InferContext& ctx, size_t i, const char* name, size_t rank) {
-  if (ctx.operandRank(i) != rank) ctx.error(name, " must have rank ", rank, ", got ", ctx.operandType(i).str());
-}
-void requireEqualDims(InferContext& ctx, const Dim& a, const Dim& b, const char* what) {
-  if (a != b && a.isConstant() && b.isConstant()) ctx.error(what, ": ", a.str(), " vs ", b.str());
-}
 
 // Operand order of kv_cache_write.
 enum KvWriteOperand : size_t { kWriteKey, kWriteValue, kWriteKeyCache, kWriteValueCache, kWriteSlots };
@@ -34,20 +22,20 @@ enum PagedOperand : size_t { kQuery, kKeyCache, kValueCache, kBlockTables, kCont
 
 void inferKvCacheWrite(InferContext& ctx) {
   for (size_t i : {kWriteKey, kWriteValue}) {
-    requireFloatOperand(ctx, i, i == kWriteKey ? "key" : "value");
-    requireRankOf(ctx, i, i == kWriteKey ? "key" : "value", 3);
+    requireFloat(ctx, i, i == kWriteKey ? "key" : "value");
+    requireRank(ctx, i, {3}, i == kWriteKey ? "key" : "value");
   }
   for (size_t i : {kWriteKeyCache, kWriteValueCache}) {
-    requireFloatOperand(ctx, i, i == kWriteKeyCache ? "key_cache" : "value_cache");
-    requireRankOf(ctx, i, i == kWriteKeyCache ? "key_cache" : "value_cache", 4);
+    requireFloat(ctx, i, i == kWriteKeyCache ? "key_cache" : "value_cache");
+    requireRank(ctx, i, {4}, i == kWriteKeyCache ? "key_cache" : "value_cache");
   }
-  requireIntOperand(ctx, kWriteSlots, "slot_mapping");
-  requireRankOf(ctx, kWriteSlots, "slot_mapping", 1);
+  requireInteger(ctx, kWriteSlots, "slot_mapping");
+  requireRank(ctx, kWriteSlots, {1}, "slot_mapping");
   const TensorType& key = ctx.operandType(kWriteKey);
   const TensorType& cache = ctx.operandType(kWriteKeyCache);
-  requireEqualDims(ctx, key.dim(0), ctx.operandType(kWriteSlots).dim(0), "slot_mapping needs one slot per token");
-  requireEqualDims(ctx, key.dim(1), cache.dim(1), "key heads must equal the cache's kv heads");
-  requireEqualDims(ctx, key.dim(2), cache.dim(3), "key head size must equal the cache's");
+  requireSameDim(ctx, key.dim(0), ctx.operandType(kWriteSlots).dim(0), "slot_mapping needs one slot per token");
+  requireSameDim(ctx, key.dim(1), cache.dim(1), "key heads must equal the cache's kv heads");
+  requireSameDim(ctx, key.dim(2), cache.dim(3), "key head size must equal the cache's");
   if (ctx.operandType(kWriteValueCache) != cache) ctx.error("value_cache ", ctx.operandType(kWriteValueCache).str(), " must match key_cache ", cache.str());
   ctx.setResult(0, cache);
   ctx.setResult(1, ctx.operandType(kWriteValueCache));
@@ -92,21 +80,21 @@ void evaluateKvCacheWrite(EvalContext& ctx) {
 }
 
 void inferPagedAttention(InferContext& ctx) {
-  requireFloatOperand(ctx, kQuery, "query");
-  requireRankOf(ctx, kQuery, "query", 3);
-  requireRankOf(ctx, kKeyCache, "key_cache", 4);
-  requireRankOf(ctx, kValueCache, "value_cache", 4);
-  requireIntOperand(ctx, kBlockTables, "block_tables");
-  requireRankOf(ctx, kBlockTables, "block_tables", 2);
-  requireIntOperand(ctx, kContextLens, "context_lens");
-  requireRankOf(ctx, kContextLens, "context_lens", 1);
-  requireIntOperand(ctx, kQueryStart, "query_start_loc");
-  requireRankOf(ctx, kQueryStart, "query_start_loc", 1);
+  requireFloat(ctx, kQuery, "query");
+  requireRank(ctx, kQuery, {3}, "query");
+  requireRank(ctx, kKeyCache, {4}, "key_cache");
+  requireRank(ctx, kValueCache, {4}, "value_cache");
+  requireInteger(ctx, kBlockTables, "block_tables");
+  requireRank(ctx, kBlockTables, {2}, "block_tables");
+  requireInteger(ctx, kContextLens, "context_lens");
+  requireRank(ctx, kContextLens, {1}, "context_lens");
+  requireInteger(ctx, kQueryStart, "query_start_loc");
+  requireRank(ctx, kQueryStart, {1}, "query_start_loc");
   const TensorType& query = ctx.operandType(kQuery);
   const TensorType& cache = ctx.operandType(kKeyCache);
-  requireEqualDims(ctx, query.dim(2), cache.dim(3), "query head size must equal the cache's");
-  requireEqualDims(ctx, ctx.operandType(kContextLens).dim(0), ctx.operandType(kBlockTables).dim(0), "one block table per sequence");
-  requireEqualDims(ctx, ctx.operandType(kQueryStart).dim(0), ctx.operandType(kContextLens).dim(0) + Dim(1), "query_start_loc has num_seqs + 1 entries");
+  requireSameDim(ctx, query.dim(2), cache.dim(3), "query head size must equal the cache's");
+  requireSameDim(ctx, ctx.operandType(kContextLens).dim(0), ctx.operandType(kBlockTables).dim(0), "one block table per sequence");
+  requireSameDim(ctx, ctx.operandType(kQueryStart).dim(0), ctx.operandType(kContextLens).dim(0) + Dim(1), "query_start_loc has num_seqs + 1 entries");
   auto heads = query.dim(1).constant(), kvHeads = cache.dim(1).constant();
   if (heads && kvHeads && (*kvHeads == 0 || *heads % *kvHeads != 0))
     ctx.error("query heads (", *heads, ") must be a multiple of the cache's kv heads (", *kvHeads, ")");
