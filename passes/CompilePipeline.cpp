@@ -85,6 +85,30 @@ CompileResult compileGraph(Graph& graph, const CompileOptions& options, const st
       if (auto rows = table.dim(0).constant()) result.facts.maxPositions = *rows;
   }
 
+  // A learned position table (GPT-2's wpe, OPT's offset one) bounds the positions too: a Gather
+  // from a weight by the positions input, perhaps plus a constant offset.
+  for (const auto& op : graph.ops()) {
+    if (op->opName() != "Gather" || !op->operands[0]->producer || op->operands[0]->producer->opName() != "weight") continue;
+    int64_t offset = 0;
+    const Value* index = op->operands[1];
+    for (int steps = 0; steps < 8 && index && index->producer; ++steps) {
+      const Op* producer = index->producer;
+      if (producer->opName() == "Add") {
+        const Op* other = producer->operands[1]->producer;
+        if (!other || other->opName() != "Constant" || other->attr("value")->asTensor().numElements() != 1) break;
+        offset += other->attr("value")->asTensor().elementAsInt(0);
+        index = producer->operands[0];
+      } else if (producer->opName() == "Unsqueeze" || producer->opName() == "Cast" || producer->opName() == "Identity" || producer->opName() == "Reshape") {
+        index = producer->operands[0];
+      } else {
+        break;
+      }
+    }
+    const TensorType& table = op->operands[0]->type;
+    if (index && index->name == "positions" && table.hasRank() && table.rank() == 2)
+      if (auto rows = table.dim(0).constant()) result.facts.maxPositions = *rows - offset;
+  }
+
   stage("logits only where sampled");
   computeLogitsOnlyWhereSampled(graph);
 
