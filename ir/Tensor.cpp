@@ -111,11 +111,41 @@ std::vector<int64_t> Tensor::toInt64Vector() const {
   return values;
 }
 
+namespace {
+// The conversions weights and caches go through in bulk (compile --dtype, the interpreter's f32
+// storage), without the per-element dispatch of the general path.
+template <class From, class To, class Convert>
+void convertAll(const std::byte* in, std::byte* out, int64_t count, Convert convert) {
+  for (int64_t i = 0; i < count; ++i) {
+    From x;
+    std::memcpy(&x, in + i * static_cast<int64_t>(sizeof(From)), sizeof(From));
+    To y = convert(x);
+    std::memcpy(out + i * static_cast<int64_t>(sizeof(To)), &y, sizeof(To));
+  }
+}
+}  // namespace
+
 Tensor Tensor::convertTo(DType target) const {
   if (target == dtype_) return *this;
   Tensor result = zeros(target, shape_);
   std::byte* out = result.mutableBytes();
   int64_t count = numElements();
+  if (dtype_ == DType::F32 && target == DType::BF16) {
+    convertAll<float, uint16_t>(data_, out, count, floatToBf16);
+    return result;
+  }
+  if (dtype_ == DType::F32 && target == DType::F16) {
+    convertAll<float, uint16_t>(data_, out, count, floatToF16);
+    return result;
+  }
+  if (dtype_ == DType::BF16 && target == DType::F32) {
+    convertAll<uint16_t, float>(data_, out, count, bf16ToFloat);
+    return result;
+  }
+  if (dtype_ == DType::F16 && target == DType::F32) {
+    convertAll<uint16_t, float>(data_, out, count, f16ToFloat);
+    return result;
+  }
   bool integral = isInteger(dtype_) && isInteger(target);
   for (int64_t i = 0; i < count; ++i) {
     if (integral) {
