@@ -12,6 +12,7 @@
 #include "cli/DefaultModel.h"
 #include "ir/Error.h"
 #include "runtime/Artifact.h"
+#include "runtime/BlockPool.h"
 
 namespace pagedc::cli {
 
@@ -44,7 +45,7 @@ KvCapacity kvCapacity(const ModelFacts& facts, uint64_t budget) {
   kv.blockSize = facts.blockSize;
   kv.bytesPerBlock = kv.bytesPerToken * kv.blockSize;
   if (kv.bytesPerBlock <= 0) return kv;
-  kv.blocks = static_cast<int64_t>(budget / static_cast<uint64_t>(kv.bytesPerBlock));
+  kv.blocks = numBlocksForBudget(static_cast<int64_t>(std::min<uint64_t>(budget, INT64_MAX)), facts);
   kv.tokens = kv.blocks * kv.blockSize;
   for (int64_t length : kSequenceLengths) kv.sequences.emplace_back(length, kv.blocks / ((length + kv.blockSize - 1) / kv.blockSize));
   return kv;
