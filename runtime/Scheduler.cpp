@@ -27,7 +27,9 @@ int64_t StepPlan::numTokens() const {
 }
 
 int64_t StepPlan::numLogits() const {
-  return std::ranges::count_if(seqs, [](const ScheduledSequence& s) { return s.needsLogits; });
+  int64_t rows = 0;
+  for (const auto& s : seqs) rows += s.allLogits ? static_cast<int64_t>(s.tokens.size()) : (s.needsLogits ? 1 : 0);
+  return rows;
 }
 
 namespace {

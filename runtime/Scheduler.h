@@ -44,6 +44,7 @@ struct ScheduledSequence {
   std::vector<int64_t> slots;
   bool isPrompt = false;      // part of a (re-)prefill rather than a single decode token
   bool needsLogits = false;   // the last token is the sequence's latest: sample from it
+  bool allLogits = false;     // logits for every token of the step (prompt logprobs), not only the last
   int64_t contextLen = 0;     // tokens in the cache after this step
   std::vector<BlockId> blockTable;
 };
@@ -64,7 +65,7 @@ struct StepPlan {
   std::vector<AbortedRequest> aborted;  // rejected requests, with why
 
   int64_t numTokens() const;
-  int64_t numLogits() const;
+  int64_t numLogits() const;  // logits rows the runner returns: every token of allLogits sequences, else 1 per needsLogits
   bool empty() const { return seqs.empty(); }
 };
 
