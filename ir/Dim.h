@@ -43,6 +43,8 @@ public:
 
   // Substitutes known symbol values; the result is constant when every symbol is bound.
   Dim substitute(const std::map<std::string, int64_t>& bindings) const;
+  // The canonical polynomial: coefficient of each monomial (constant term under the empty one).
+  const std::map<Monomial, int64_t>& terms() const { return terms_; }
 
   std::string str() const;
   // Parses "seq + past", "2*batch", "n - 1", "(a + 1)*b". Throws Error on malformed text.

@@ -70,14 +70,15 @@ bool BlockManager::canAllocate(int64_t numTokens) const {
   return ceilDiv(numTokens, config_.blockSize) <= numAvailableBlocks() - watermarkBlocks();
 }
 
-bool BlockManager::canAddSequence(std::span<const TokenId> prompt) const {
+bool BlockManager::canAddSequence(std::span<const TokenId> prompt, bool usePrefixCache) const {
+  if (!usePrefixCache) return canAllocate(static_cast<int64_t>(prompt.size()));
   return blocksNeededToAdd(prompt) <= numAvailableBlocks() - watermarkBlocks();
 }
 
-int64_t BlockManager::addSequence(SeqId seq, std::span<const TokenId> prompt) {
+int64_t BlockManager::addSequence(SeqId seq, std::span<const TokenId> prompt, bool usePrefixCache) {
   if (hasSequence(seq)) fail("block manager: addSequence: sequence ", seq, " already exists");
   if (prompt.empty()) fail("block manager: addSequence: sequence ", seq, " has an empty prompt");
-  auto cached = findCachedPrefix(prompt);
+  auto cached = usePrefixCache ? findCachedPrefix(prompt) : std::vector<CachedBlock>{};
   Sequence s;
   s.tokens.assign(prompt.begin(), prompt.end());
   for (const CachedBlock& c : cached) {
@@ -88,7 +89,7 @@ int64_t BlockManager::addSequence(SeqId seq, std::span<const TokenId> prompt) {
     s.fullEntries.push_back(c.hit.entry);
   }
   s.numComputed = static_cast<int64_t>(cached.size()) * config_.blockSize;
-  if (config_.enablePrefixCaching) {
+  if (config_.enablePrefixCaching && usePrefixCache) {
     prefixQueryTokens_ += static_cast<int64_t>(prompt.size());
     prefixHitTokens_ += s.numComputed;
   }
@@ -114,6 +115,26 @@ int64_t BlockManager::blocksNeededToAppend(SeqId seq, int64_t n) const {
   const int64_t bs = config_.blockSize;
   bool copyOnWrite = s.numComputed % bs != 0 && device_.refCount(s.table.back()) > 1;
   return ceilDiv(s.numComputed + n, bs) - static_cast<int64_t>(s.table.size()) + (copyOnWrite ? 1 : 0);
+}
+
+int64_t BlockManager::blocksNeededToAppend(std::span<const SlotRequest> requests) const {
+  const int64_t bs = config_.blockSize;
+  int64_t needed = 0;
+  std::unordered_map<BlockId, int64_t> writers;  // shared candidates: partly filled last blocks written
+  std::unordered_set<SeqId> seen;
+  for (const SlotRequest& r : requests) {
+    blocksNeededToAppend(r.seq, r.numTokens);  // validates
+    if (!seen.insert(r.seq).second) fail("block manager: appendSlots: sequence ", r.seq, " planned twice");
+    if (r.numTokens == 0) continue;
+    const Sequence& s = seqs_.at(r.seq);
+    needed += ceilDiv(s.numComputed + r.numTokens, bs) - static_cast<int64_t>(s.table.size());
+    if (s.numComputed % bs != 0) ++writers[s.table.back()];
+  }
+  for (const auto& [block, count] : writers) {
+    int64_t refs = device_.refCount(block);
+    needed += refs > count ? count : count - 1;
+  }
+  return needed;
 }
 
 bool BlockManager::canAppendSlots(SeqId seq, int64_t n) const {
@@ -338,6 +359,7 @@ BlockStats BlockManager::stats() const {
       ++st.numSwappedSequences;
       continue;
     }
+    st.unsharedBlocks += static_cast<int64_t>(s.table.size());
     for (size_t i = 0; i < s.table.size(); ++i) {
       if (counted[static_cast<size_t>(s.table[i])]) continue;
       counted[static_cast<size_t>(s.table[i])] = true;

@@ -34,6 +34,12 @@ struct BlockCopy {
   bool operator==(const BlockCopy&) const = default;
 };
 
+// appendSlots(seq, numTokens), as one of several planned together.
+struct SlotRequest {
+  SeqId seq = 0;
+  int64_t numTokens = 0;
+};
+
 struct AppendResult {
   std::vector<int64_t> slots;      // block * block_size + offset for each new token, in order
   std::vector<BlockCopy> copies;   // device-to-device copies to do before the step (copy-on-write)
@@ -52,6 +58,9 @@ struct BlockStats {
   // Token slots in the used device blocks, and how many hold a token (a shared block counts once).
   int64_t allocatedSlots = 0;
   int64_t usedSlots = 0;
+  // Block-table entries of the device sequences (a shared block counted once per owner): the
+  // blocks they would hold if nothing were shared. usedBlocks below it is what sharing saves.
+  int64_t unsharedBlocks = 0;
   int64_t fragmentedSlots() const { return allocatedSlots - usedSlots; }  // internal fragmentation
   int64_t numSequences = 0;
   int64_t numSwappedSequences = 0;
@@ -78,15 +87,17 @@ public:
   // Whether numTokens fresh tokens would fit in a new sequence, ignoring prefix hits but keeping
   // the watermark.
   bool canAllocate(int64_t numTokens) const;
-  // Whether the whole prompt would fit (its cached prefix counted as hits), keeping the watermark.
-  bool canAddSequence(std::span<const TokenId> prompt) const;
+  // Whether the whole prompt would fit (its cached prefix counted as hits unless usePrefixCache is
+  // false), keeping the watermark.
+  bool canAddSequence(std::span<const TokenId> prompt, bool usePrefixCache = true) const;
   // Adds a sequence with its prompt (at least one token) and reuses the cached full blocks of
   // an identical prefix. Returns the prompt tokens already cached, which the scheduler need not
   // compute; at least the last prompt token is always left to compute so that its logits exist.
   // The cached prefix's blocks are shared, so this never needs a free block; the rest of the
   // prompt gets its slots from appendSlots, whole or in chunks (canAddSequence first checks that
-  // the whole prompt fits).
-  int64_t addSequence(SeqId seq, std::span<const TokenId> prompt);
+  // the whole prompt fits). usePrefixCache = false skips the lookup (every prompt token is
+  // computed, e.g. for prompt logprobs); computed blocks are still registered.
+  int64_t addSequence(SeqId seq, std::span<const TokenId> prompt, bool usePrefixCache = true);
 
   // --- Growth ---
   // Adds known tokens (sampled ones) without slots; appendSlots gives them slots.
@@ -95,6 +106,10 @@ public:
   bool canAppendSlots(SeqId seq, int64_t n) const;
   // Blocks appendSlots(seq, n) would take from the pool (new blocks and copy-on-write copies).
   int64_t blocksNeededToAppend(SeqId seq, int64_t n) const;
+  // The same for several appendSlots calls made in this order (distinct sequences): a shared, partly
+  // filled block that k of them write is copied k times, or k - 1 when they are all its owners
+  // (the last writer then finds it unshared).
+  int64_t blocksNeededToAppend(std::span<const SlotRequest> requests) const;
   // Slots for the next n known tokens without slots, allocating blocks on demand. Writing into
   // a shared, partly filled last block first copies it (reported in copies). Full blocks are
   // registered in the prefix cache here, as their tokens are computed by this step. nullopt

@@ -7,18 +7,13 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/FinishReason.h"
 #include "runtime/SamplingParams.h"
 
 namespace pagedc {
 
-enum class FinishReason {
-  None,    // keep generating
-  Stop,    // EOS, a stop token or a stop string ("stop" in the OpenAI response)
-  Length,  // max_tokens reached ("length")
-};
-
 struct StopDecision {
-  FinishReason reason = FinishReason::None;
+  FinishReason reason = FinishReason::None;  // None, Stop or Length
   // What stopped it, for vLLM's stop_reason: the stop token id or the stop string (neither for EOS
   // or length).
   std::optional<int64_t> stopTokenId;

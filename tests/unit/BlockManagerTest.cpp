@@ -209,6 +209,38 @@ TEST(BlockManager, ParallelSamplingUsesFewerBlocksThanIndependentCopies) {
   EXPECT_EQ(independent.stats().usedSlots, n * 50);
 }
 
+TEST(BlockManager, GroupAppendCountsEachSharedBlockCopyOnce) {
+  BlockManager m(config(4, 32, 0, false));
+  prefill(m, 0, iota(1, 6));  // two blocks, the second half full
+  m.fork(0, 1);
+  m.fork(0, 2);
+  m.fork(0, 3);
+  for (SeqId s = 0; s < 4; ++s) m.appendTokens(s, std::vector<TokenId>{100 + s});
+  // Three of the four owners write into the shared half-full block: three copies (the fourth
+  // owner keeps it); all four: three copies, the last writes in place.
+  std::vector<SlotRequest> three{{0, 1}, {1, 1}, {2, 1}}, four{{0, 1}, {1, 1}, {2, 1}, {3, 1}};
+  EXPECT_EQ(m.blocksNeededToAppend(three), 3);
+  EXPECT_EQ(m.blocksNeededToAppend(four), 3);
+  const int64_t before = m.stats().usedBlocks;
+  for (const SlotRequest& r : four) ASSERT_TRUE(m.appendSlots(r.seq, r.numTokens).has_value());
+  EXPECT_EQ(m.stats().usedBlocks - before, 3);
+  m.checkInvariants();
+  // Crossing into new blocks: two tokens each from offset 3 fill the block and open a new one.
+  for (SeqId s = 0; s < 4; ++s) m.appendTokens(s, std::vector<TokenId>{7, 8});
+  EXPECT_EQ(m.blocksNeededToAppend(std::vector<SlotRequest>{{0, 2}, {1, 2}}), 2);
+  EXPECT_EQ(m.blocksNeededToAppend(std::vector<SlotRequest>{{0, 0}}), 0);
+  EXPECT_THROW(m.blocksNeededToAppend(std::vector<SlotRequest>{{0, 1}, {0, 1}}), Error);
+}
+
+TEST(BlockManager, PrefixLookupCanBeSkipped) {
+  BlockManager m(config(4, 32));
+  prefill(m, 0, iota(1, 10));
+  m.freeSequence(0);
+  EXPECT_EQ(m.addSequence(1, iota(1, 10), false), 0);  // every token computed (prompt logprobs)
+  EXPECT_EQ(m.addSequence(2, iota(1, 10)), 8);
+  m.checkInvariants();
+}
+
 TEST(BlockManager, PrefixCachingReusesASharedSystemPrompt) {
   auto system = iota(1000, 80);  // five full blocks of 16
   BlockManager m(config(16, 64));

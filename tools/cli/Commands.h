@@ -6,6 +6,7 @@
 namespace pagedc::cli {
 
 void addCompileCommand(CLI::App& app);
+void addGenerateCommand(CLI::App& app);
 void addInspectCommand(CLI::App& app);
 void addRunOnnxCommand(CLI::App& app);
 void addVersionCommand(CLI::App& app);

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   CLI::App app{"pagedc: compile ONNX decoder models for paged-attention serving"};
   app.require_subcommand(1);
   pagedc::cli::addCompileCommand(app);
+  pagedc::cli::addGenerateCommand(app);
   pagedc::cli::addInspectCommand(app);
   pagedc::cli::addRunOnnxCommand(app);
   pagedc::cli::addVersionCommand(app);

@@ -1,0 +1,44 @@
+// The engine flags `pagedc generate` (and later `serve` and `bench`) share, and building the CPU
+// runner and engine configuration from them.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "runtime/Artifact.h"
+#include "runtime/Engine.h"
+#include "runtime/cpu/CpuModelRunner.h"
+
+namespace pagedc::cli {
+
+struct EngineOptions {
+  std::string kvCacheMemory = "4GiB";  // bytes with a unit, or a fraction (0, 1] of available memory
+  std::string swapSpace = "1GiB";
+  int64_t maxNumBatchedTokens = 2048;
+  int64_t maxNumSeqs = 256;
+  int64_t maxModelLen = 0;  // 0: the model's maximum positions (2048 when it has none)
+  std::string preemptionMode = "recompute";
+  bool noPrefixCaching = false;
+  bool chunkedPrefill = true;
+  int threads = 0;
+
+  void addTo(CLI::App& command);
+};
+
+// The artifact a command runs: the given path, or the bundled model's (compiled in memory when
+// `pagedc compile` has not written it yet).
+Artifact loadModelForCommand(const std::string& path);
+
+struct LoadedEngine {
+  Artifact artifact;
+  std::unique_ptr<cpu::CpuModelRunner> runner;
+  std::unique_ptr<Engine> engine;
+};
+
+// Throws Error naming the flag at fault (an unreadable size, a pool smaller than one block).
+LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options);
+
+}  // namespace pagedc::cli
