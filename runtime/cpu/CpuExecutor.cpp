@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <cmath>
 #include <unordered_map>
@@ -137,6 +138,7 @@ struct CpuExecutor::Plan {
   std::unordered_map<const Value*, int> slotOf;
   std::vector<std::string> symbols;
   std::vector<int64_t> symbolBounds, symbolValues;
+  std::vector<char> bound;  // per symbol, while binding
   std::vector<Step> steps;
   std::vector<int> inputSlots, outputSlots;
   // Binding each input symbol from an input's shape: (input, axis, symbol).
@@ -149,6 +151,8 @@ struct CpuExecutor::Plan {
   std::vector<std::byte, std::allocator<std::byte>> arenaStorage;
   std::byte* arena = nullptr;
   ExecutorPlanSummary summary;
+  bool profiling = false;
+  std::map<std::string, double> profile;
 
   explicit Plan(const Graph& g) : graph(g) {}
 
@@ -401,6 +405,7 @@ struct CpuExecutor::Plan {
     }
     symbolBounds.assign(symbols.size(), 0);
     symbolValues.assign(symbols.size(), 0);
+    bound.assign(symbols.size(), false);
     for (size_t i = 0; i < symbols.size(); ++i) {
       auto it = bounds.find(symbols[i]);
       if (it == bounds.end()) fail("the CPU backend needs a bound for input symbol '", symbols[i], "'");
@@ -546,7 +551,7 @@ struct CpuExecutor::Plan {
   // --- Running ---------------------------------------------------------------------------------
 
   void bindSymbols() {
-    std::vector<bool> bound(symbols.size(), false);
+    std::ranges::fill(bound, false);
     for (const SymbolSource& source : symbolSources) {
       const Slot& s = slots[static_cast<size_t>(inputSlots[source.input])];
       if (!s.data && s.rank == 0) fail("graph input '", s.value->name, "' is not bound");
@@ -818,7 +823,14 @@ void CpuExecutor::run() {
   p.bindSymbols();
   for (Step& step : p.steps) {
     p.shapeResults(step);
+    if (!p.profiling) {
+      p.runStep(step);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
     p.runStep(step);
+    std::string key = step.op->opName() + (step.kernel == Kernel::Fallback ? " (reference)" : "");
+    p.profile[key] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 }
 
@@ -829,5 +841,9 @@ std::span<const int64_t> CpuExecutor::outputShape(size_t index) const {
 }
 
 const ExecutorPlanSummary& CpuExecutor::planSummary() const { return plan_->summary; }
+
+void CpuExecutor::setProfiling(bool on) { plan_->profiling = on; }
+
+std::map<std::string, double> CpuExecutor::profileSeconds() const { return plan_->profile; }
 
 }  // namespace pagedc::cpu

@@ -55,6 +55,11 @@ public:
 
   const ExecutorPlanSummary& planSummary() const;
 
+  // Per-op-name wall time of run() calls while on (for benchmarks; off by default, as reading the
+  // clock around every op costs a little).
+  void setProfiling(bool on);
+  std::map<std::string, double> profileSeconds() const;
+
 private:
   struct Plan;
   std::unique_ptr<Plan> plan_;

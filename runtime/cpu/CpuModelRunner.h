@@ -35,6 +35,7 @@ public:
   StepLogits execute(const StepPlan& plan) override;
 
   const ExecutorPlanSummary& planSummary() const { return executor_->planSummary(); }
+  CpuExecutor& executor() { return *executor_; }
   const CpuRunnerConfig& config() const { return config_; }
   // Bytes of one layer's key (or value) pool, device and host.
   int64_t cacheBytesPerLayer() const;

@@ -44,7 +44,7 @@ struct ShapeKeyHash {
 // A primitive plus the memory objects it runs on; the data handles are rebound per call.
 struct CachedMatmul {
   dnnl::matmul primitive;
-  memory src, dst;
+  memory src, dst, scratchpad;
   std::string implementation;
 };
 }  // namespace
@@ -58,6 +58,8 @@ struct GemmContext::Impl {
   dnnl::stream stream{engine};
   std::unordered_map<ShapeKey, CachedMatmul, ShapeKeyHash> cache;
   std::vector<uint16_t> scratch;  // activations rounded to bf16
+  // oneDNN's temporary space, owned here (scratchpad mode "user") so executing never allocates.
+  std::vector<std::byte> scratchpad;
 
   CachedMatmul& matmulFor(int64_t m, const PackedWeight& weight) {
     ShapeKey key{m, weight.k(), weight.n(), weight.dtype()};
@@ -65,8 +67,12 @@ struct GemmContext::Impl {
     if (it != cache.end()) return it->second;
     memory::desc src({m, weight.k()}, dnnlType(weight.dtype()), memory::format_tag::ab);
     memory::desc dst({m, weight.n()}, memory::data_type::f32, memory::format_tag::ab);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weight.impl_->packed.get_desc(), dst), engine);
-    CachedMatmul entry{dnnl::matmul(pd), memory(src, engine, DNNL_MEMORY_NONE), memory(dst, engine, DNNL_MEMORY_NONE), pd.impl_info_str()};
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weight.impl_->packed.get_desc(), dst), attr, engine);
+    CachedMatmul entry{dnnl::matmul(pd), memory(src, engine, DNNL_MEMORY_NONE), memory(dst, engine, DNNL_MEMORY_NONE),
+                       memory(pd.scratchpad_desc(), engine, DNNL_MEMORY_NONE), pd.impl_info_str()};
+    if (scratchpad.size() < pd.scratchpad_desc().get_size()) scratchpad.resize(pd.scratchpad_desc().get_size());
     return cache.emplace(key, std::move(entry)).first->second;
   }
 };
@@ -103,7 +109,14 @@ void GemmContext::multiply(const float* a, int64_t m, const PackedWeight& weight
   }
   mm.src.set_data_handle(const_cast<void*>(src));
   mm.dst.set_data_handle(c);
-  mm.primitive.execute(impl_->stream, {{DNNL_ARG_SRC, mm.src}, {DNNL_ARG_WEIGHTS, weight.impl_->packed}, {DNNL_ARG_DST, mm.dst}});
+  mm.scratchpad.set_data_handle(impl_->scratchpad.data());
+  // The C entry point takes a plain array; the C++ wrapper would build a vector per call.
+  const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, mm.src.get()},
+                                  {DNNL_ARG_WEIGHTS, weight.impl_->packed.get()},
+                                  {DNNL_ARG_DST, mm.dst.get()},
+                                  {DNNL_ARG_SCRATCHPAD, mm.scratchpad.get()}};
+  if (dnnl_primitive_execute(mm.primitive.get(), impl_->stream.get(), 4, args) != dnnl_success)
+    fail("oneDNN matmul [", m, ", ", weight.k(), "] x [", weight.k(), ", ", weight.n(), "] failed");
   impl_->stream.wait();
 }
 

@@ -565,7 +565,8 @@ TEST(EngineTest, OwnedArtifactAndRejection) {
   const auto prompts = fx.generate["prompts"].get<std::vector<std::vector<TokenId>>>();
   engine.addRequest("huge", prompts[11], greedyParams(4, 0));  // 40 tokens > 8 blocks of 4
   engine.addRequest("small", prompts[2], greedyParams(4, 0));
-  auto all = runChecked(engine);
+  auto all = engine.runToCompletion();
+  EXPECT_FALSE(engine.hasUnfinished());
   EXPECT_EQ(all.at("huge").completions.at(0).finishReason, FinishReason::Rejected);
   EXPECT_NE(all.at("huge").message.find("KV cache blocks"), std::string::npos) << all.at("huge").message;
   EXPECT_EQ(all.at("small").completions.at(0).tokens.size(), 4u);

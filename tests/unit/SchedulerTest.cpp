@@ -579,7 +579,7 @@ TEST(SchedulerTest, MaxNumSeqsCountsEverySequenceOfAGroup) {
   EXPECT_EQ(d.done.at("wide").reason, FinishReason::Rejected);
   EXPECT_NE(d.done.at("wide").completions.size(), 0u);
   EXPECT_NE(d.done.at("wide").message.find("maxNumSeqs"), std::string::npos);
-  // a (3) and c (1) run together; b (3) waits for a.
+  // a (3) runs first; b (3) waits for it (3 + 3 > 5) and c, behind b, waits too (strict FCFS).
   std::set<RequestId> firstStep;
   for (const auto& s : d.plans[0].seqs) firstStep.insert(s.requestId);
   EXPECT_EQ(firstStep, (std::set<RequestId>{"a"}));
