@@ -1,6 +1,7 @@
 // oneDNN matmul with pre-packed weights and a per-shape primitive cache.
 #include "runtime/cpu/Gemm.h"
 
+#include <algorithm>
 #include <cstring>
 #include <unordered_map>
 
@@ -96,7 +97,16 @@ GemmContext::GemmContext() : impl_(std::make_unique<Impl>()) {}
 GemmContext::~GemmContext() = default;
 
 void GemmContext::multiply(const float* a, int64_t m, const PackedWeight& weight, float* c) {
-  if (m == 0) return;
+  // Rows go in calls of at most kMaxRowsPerCall, so at most that many primitives exist per weight
+  // shape (each costs ~0.2 ms to create and some memory); a row's result does not depend on the
+  // call's M, so splitting changes no bits.
+  for (int64_t row = 0; row < m; row += kMaxRowsPerCall) {
+    const int64_t rows = std::min(kMaxRowsPerCall, m - row);
+    multiplyRows(a + row * weight.k(), rows, weight, c + row * weight.n());
+  }
+}
+
+void GemmContext::multiplyRows(const float* a, int64_t m, const PackedWeight& weight, float* c) {
   CachedMatmul& mm = impl_->matmulFor(m, weight);
   const void* src = a;
   if (weight.dtype() == DType::BF16) {

@@ -40,8 +40,9 @@ private:
   DType dtype_;
 };
 
-// Owns the oneDNN engine and stream and the primitive cache: one primitive per (M, K, N, dtype),
-// created on first use (about 0.2 ms each) and kept, so a step allocates nothing once warm.
+// Owns the oneDNN engine and stream and the primitive cache: one primitive per (M, K, N, dtype) for
+// M up to kMaxRowsPerCall (larger M runs in calls of that many rows), created on first use (about
+// 0.2 ms each) and kept, so a warm step allocates no buffers.
 class GemmContext {
 public:
   GemmContext();
@@ -56,7 +57,11 @@ public:
   // The oneDNN implementation that runs for a shape, e.g. "brg:avx512_core_bf16" (for docs and logs).
   std::string implementationName(int64_t m, const PackedWeight& weight);
 
+  static constexpr int64_t kMaxRowsPerCall = 256;
+
 private:
+  void multiplyRows(const float* a, int64_t m, const PackedWeight& weight, float* c);
+
   friend class PackedWeight;
   struct Impl;
   std::unique_ptr<Impl> impl_;

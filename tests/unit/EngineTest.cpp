@@ -1,4 +1,5 @@
-// The engine loop on compiled fixtures with the reference runner, against Hugging Face
+// The engine loop on compiled fixtures with the reference runner (and, for the golden and
+// preemption tests, also the CPU backend), against Hugging Face
 // transformers' generate(): greedy and beam search goldens (models/fixtures/<arch>-past/golden/
 // greedy.json and generate.json, scripts/fixtures/export_generate_goldens.py), alone, batched, and
 // under preemption by recompute and by swap; block sharing of parallel samples and beams; seeded
@@ -19,6 +20,7 @@
 #include "passes/CompilePipeline.h"
 #include "runtime/Engine.h"
 #include "runtime/ReferenceModelRunner.h"
+#include "runtime/cpu/CpuModelRunner.h"
 
 namespace pagedc {
 namespace {
@@ -73,6 +75,22 @@ const CompiledFixture& fixture(const std::string& arch) {
 
 ReferenceModelRunner makeRunner(const CompiledFixture& fx, int64_t deviceBlocks, int64_t hostBlocks = 0) {
   return ReferenceModelRunner(*fx.artifact.graph, fx.artifact.facts(), deviceBlocks, hostBlocks);
+}
+
+// The runners the golden and preemption tests run on: the interpreter, and the CPU backend.
+enum class Backend { Reference, Cpu };
+std::string backendName(Backend backend) { return backend == Backend::Cpu ? "cpu" : "reference"; }
+
+std::unique_ptr<ModelRunner> makeRunnerOn(Backend backend, const CompiledFixture& fx, int64_t deviceBlocks, int64_t hostBlocks = 0) {
+  if (backend == Backend::Reference)
+    return std::make_unique<ReferenceModelRunner>(*fx.artifact.graph, fx.artifact.facts(), deviceBlocks, hostBlocks);
+  cpu::CpuRunnerConfig config;
+  config.numDeviceBlocks = deviceBlocks;
+  config.numHostBlocks = hostBlocks;
+  config.maxNumBatchedTokens = 2048;  // the engine's default budget
+  config.maxNumSeqs = 256;
+  config.maxModelLen = 256;
+  return std::make_unique<cpu::CpuModelRunner>(fx.artifact, config);
 }
 
 SamplingParams greedyParams(int64_t maxTokens, int64_t eos) {
@@ -187,13 +205,13 @@ std::map<RequestId, RequestOutput> runChecked(Engine& engine, int64_t maxSteps =
   return all;
 }
 
-class EngineGolden : public ::testing::TestWithParam<std::string> {};
+class EngineGolden : public ::testing::TestWithParam<std::tuple<std::string, Backend>> {};
 
 // (a) Greedy requests, batched together, give transformers' tokens and finish reasons.
 TEST_P(EngineGolden, GreedyMatchesTransformers) {
-  const auto& fx = fixture(GetParam());
-  auto runner = makeRunner(fx, 512);
-  Engine engine(runner);
+  const auto& fx = fixture(std::get<0>(GetParam()));
+  auto runner = makeRunnerOn(std::get<1>(GetParam()), fx, 512);
+  Engine engine(*runner);
   auto cases = goldenCases(fx, true, false);
   for (const Case& c : cases) engine.addRequest(c.id, c.prompt, c.params);
   auto outputs = runChecked(engine);
@@ -203,9 +221,9 @@ TEST_P(EngineGolden, GreedyMatchesTransformers) {
 
 // (b) Beam search, batched together: tokens exactly, scores to 1e-4.
 TEST_P(EngineGolden, BeamSearchMatchesTransformers) {
-  const auto& fx = fixture(GetParam());
-  auto runner = makeRunner(fx, 512);
-  Engine engine(runner);
+  const auto& fx = fixture(std::get<0>(GetParam()));
+  auto runner = makeRunnerOn(std::get<1>(GetParam()), fx, 512);
+  Engine engine(*runner);
   auto cases = goldenCases(fx, false, true);
   for (const Case& c : cases) engine.addRequest(c.id, c.prompt, c.params);
   auto outputs = runChecked(engine);
@@ -213,11 +231,12 @@ TEST_P(EngineGolden, BeamSearchMatchesTransformers) {
   EXPECT_EQ(engine.stats().blocks.usedBlocks, 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Engine, EngineGolden, ::testing::Values("llama", "mistral", "gpt2", "opt"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Engine, EngineGolden,
+                         ::testing::Combine(::testing::Values("llama", "mistral", "gpt2", "opt"), ::testing::Values(Backend::Reference, Backend::Cpu)),
+                         [](const auto& info) { return std::get<0>(info.param) + "_" + backendName(std::get<1>(info.param)); });
 
 // (c) 64 mixed requests at once with a pool that forces preemption: every output is its golden.
-void runMixedUnderPreemption(PreemptionMode mode) {
+void runMixedUnderPreemption(PreemptionMode mode, Backend backend) {
   const auto& fx = fixture("llama");
   auto cases = goldenCases(fx, true, true);
   std::vector<Case> greedy, beam;
@@ -242,15 +261,15 @@ void runMixedUnderPreemption(PreemptionMode mode) {
     }
     mixed.push_back(c);
   }
-  auto runner = makeRunner(fx, 40, 64);
+  auto runner = makeRunnerOn(backend, fx, 40, 64);
   EngineConfig config;
   config.scheduler.preemptionMode = mode;
   config.scheduler.maxNumBatchedTokens = 256;
-  Engine engine(runner, config);
+  Engine engine(*runner, config);
   for (const Case& c : mixed) engine.addRequest(c.id, c.prompt, c.params);
   auto outputs = runChecked(engine);
   EngineStats st = engine.stats();
-  std::cout << "[ mixed " << (mode == PreemptionMode::Swap ? "swap" : "recompute") << " ] steps " << st.numSteps
+  std::cout << "[ mixed " << (mode == PreemptionMode::Swap ? "swap" : "recompute") << " on " << backendName(backend) << " ] steps " << st.numSteps
             << ", preemptions " << st.numPreemptions << ", prompt tokens " << st.promptTokensComputed << ", decode tokens "
             << st.decodeTokensComputed << ", copy-on-write " << st.copyOnWriteBlocks << ", swapped out/in "
             << st.swappedOutBlocks << "/" << st.swappedInBlocks << ", peak blocks " << st.peakUsedBlocks << " of 40\n";
@@ -267,8 +286,10 @@ void runMixedUnderPreemption(PreemptionMode mode) {
   EXPECT_EQ(st.blocks.numSequences, 0);
 }
 
-TEST(EngineTest, MixedRequestsUnderRecomputePreemption) { runMixedUnderPreemption(PreemptionMode::Recompute); }
-TEST(EngineTest, MixedRequestsUnderSwapPreemption) { runMixedUnderPreemption(PreemptionMode::Swap); }
+TEST(EngineTest, MixedRequestsUnderRecomputePreemption) { runMixedUnderPreemption(PreemptionMode::Recompute, Backend::Reference); }
+TEST(EngineTest, MixedRequestsUnderSwapPreemption) { runMixedUnderPreemption(PreemptionMode::Swap, Backend::Reference); }
+TEST(EngineTest, MixedRequestsUnderRecomputePreemptionOnCpuBackend) { runMixedUnderPreemption(PreemptionMode::Recompute, Backend::Cpu); }
+TEST(EngineTest, MixedRequestsUnderSwapPreemptionOnCpuBackend) { runMixedUnderPreemption(PreemptionMode::Swap, Backend::Cpu); }
 
 // (d) Parallel samples and beams share the prompt's blocks: fewer blocks than without sharing.
 TEST(EngineTest, SharingUsesFewerBlocks) {
