@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "ir/Error.h"
@@ -44,7 +45,7 @@ struct Problem {
 
 // A unit of work for one thread: see runItem in PagedAttentionKernelBody.inc.
 struct WorkItem {
-  int64_t seq, kvHead, headBegin, headCount, tokenBegin, tokenCount;
+  int64_t seq, kvHeadBegin, kvHeadCount, headBegin, headCount, tokenBegin, tokenCount;
   int64_t cost;  // about the multiply-adds: rows times keys seen
 };
 
@@ -154,10 +155,15 @@ struct Isa {
     for (int i = 1; i < W; ++i) m = x.v[i] > m ? x.v[i] : m;
     return m;
   }
-  static V reduceKeys(const V* acc) {
-    V r;
-    for (int j = 0; j < W; ++j) r.v[j] = hsum(acc[j]);
+  // Key j's score = hsum(acc[j]): reduceHalf takes keys 0..3 or 4..7, reduceFinish joins them.
+  static V reduceHalf(const V* acc) {
+    V r = zero();
+    for (int j = 0; j < W / 2; ++j) r.v[j] = hsum(acc[j]);
     return r;
+  }
+  static V reduceFinish(V low, V high) {
+    for (int j = 0; j < W / 2; ++j) low.v[W / 2 + j] = high.v[j];
+    return low;
   }
   static void widenBf16(const uint16_t* src, float* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = bf16ToFloat(src[i]);
@@ -233,16 +239,15 @@ struct Isa {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // Lane j = the sum of acc[j]'s lanes, by the tree (l, l+4), (l, l+2), (l, l+1) for every j.
-  static V reduceKeys(const V* acc) {
-    V r[4];
-    for (int i = 0; i < 4; ++i)
-      r[i] = _mm256_add_ps(_mm256_permute2f128_ps(acc[2 * i], acc[2 * i + 1], 0x20), _mm256_permute2f128_ps(acc[2 * i], acc[2 * i + 1], 0x31));
-    V s[2];
-    for (int i = 0; i < 2; ++i)
-      s[i] = _mm256_add_ps(_mm256_shuffle_ps(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                           _mm256_shuffle_ps(r[2 * i], r[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    const V u = _mm256_add_ps(_mm256_shuffle_ps(s[0], s[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(s[0], s[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // Lane j of reduceFinish(reduceHalf(acc), reduceHalf(acc + 4)) = the sum of acc[j]'s lanes, by
+  // the tree (l, l+4), (l, l+2), (l, l+1) for every j.
+  static V reduceHalf(const V* acc) {  // keys 0..3 of acc: half h, lanes 0-1 key h, lanes 2-3 key 2 + h
+    const V r0 = _mm256_add_ps(_mm256_permute2f128_ps(acc[0], acc[1], 0x20), _mm256_permute2f128_ps(acc[0], acc[1], 0x31));
+    const V r1 = _mm256_add_ps(_mm256_permute2f128_ps(acc[2], acc[3], 0x20), _mm256_permute2f128_ps(acc[2], acc[3], 0x31));
+    return _mm256_add_ps(_mm256_shuffle_ps(r0, r1, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(r0, r1, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  static V reduceFinish(V low, V high) {
+    const V u = _mm256_add_ps(_mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1)));
     // Lane 4h + m holds key h + 2m.
     return _mm256_permutevar8x32_ps(u, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
   }
@@ -319,19 +324,19 @@ struct Isa {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // Lane j = the sum of acc[j]'s lanes, by the tree (l, l+8), (l, l+4), (l, l+2), (l, l+1) for every j.
-  static V reduceKeys(const V* acc) {
-    V r[8];
-    for (int i = 0; i < 8; ++i)
-      r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0xEE));
-    V s[4];  // s[i], quarter t: key 4i + t, 4 partial sums
+  // Lane j of reduceFinish(reduceHalf(acc), reduceHalf(acc + 8)) = the sum of acc[j]'s lanes, by
+  // the tree (l, l+8), (l, l+4), (l, l+2), (l, l+1) for every j.
+  static V reduceHalf(const V* acc) {  // keys 0..7 of acc: quarter t, lanes 0-1 key t, lanes 2-3 key 4 + t
+    V r[4];
     for (int i = 0; i < 4; ++i)
-      s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0x88), _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0xDD));
-    V u[2];  // u[i], quarter t: key 8i + t (lanes 0-1), key 8i + 4 + t (lanes 2-3)
+      r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0x44), _mm512_shuffle_f32x4(acc[2 * i], acc[2 * i + 1], 0xEE));
+    V s[2];  // s[i], quarter t: key 4i + t, 4 partial sums
     for (int i = 0; i < 2; ++i)
-      u[i] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                           _mm512_shuffle_ps(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    const V x = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
+      s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0x88), _mm512_shuffle_f32x4(r[2 * i], r[2 * i + 1], 0xDD));
+    return _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(s[0], s[1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  static V reduceFinish(V low, V high) {
+    const V x = _mm512_add_ps(_mm512_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_ps(low, high, _MM_SHUFFLE(3, 1, 3, 1)));
     // Lane 4t + m holds key t + 4m.
     return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), x);
   }
@@ -403,44 +408,77 @@ constexpr int64_t kTileRows = 32;
 // Below this many multiply-adds (rows x keys x head dim) a call runs on the calling thread.
 constexpr int64_t kMinParallelWork = 1 << 16;
 
-std::vector<WorkItem> splitWork(const PagedAttentionArgs& a, int threads) {
-  const int64_t group = a.heads / a.kvHeads;
-  // Whole kv-head groups per item unless that leaves too few items to keep the threads busy;
-  // then fewer query heads per item (each item then reads the shared K/V itself).
-  int64_t baseItems = 0;
-  for (int64_t s = 0; s < a.numSeqs; ++s) {
-    const int64_t queryLen = a.queryStartLoc[s + 1] - a.queryStartLoc[s];
-    const int64_t tokensPerTile = std::max<int64_t>(1, kTileRows / group);
-    baseItems += a.kvHeads * ((queryLen + tokensPerTile - 1) / tokensPerTile);
-  }
-  int64_t headsPerItem = group;
-  if (threads > 1 && group > 1 && baseItems < 2 * threads) {
-    const int64_t splits = std::min<int64_t>(group, (2 * threads + baseItems - 1) / std::max<int64_t>(baseItems, 1));
-    headsPerItem = (group + splits - 1) / splits;
-  }
-  const int64_t tokensPerTile = std::max<int64_t>(1, kTileRows / headsPerItem);
-  std::vector<WorkItem> items;
-  for (int64_t s = 0; s < a.numSeqs; ++s) {
-    const int64_t queryLen = a.queryStartLoc[s + 1] - a.queryStartLoc[s];
-    const int64_t contextLen = a.contextLens[s];
-    for (int64_t t0 = 0; t0 < queryLen; t0 += tokensPerTile) {
-      const int64_t count = std::min(tokensPerTile, queryLen - t0);
-      int64_t keys = 0;  // keys seen by the tile's tokens
-      for (int64_t t = t0; t < t0 + count; ++t) {
-        const int64_t pos = contextLen - queryLen + t;
-        keys += a.slidingWindow > 0 ? std::min(pos + 1, a.slidingWindow) : pos + 1;
-      }
-      for (int64_t kv = 0; kv < a.kvHeads; ++kv)
-        for (int64_t h0 = 0; h0 < group; h0 += headsPerItem) {
-          const int64_t heads = std::min(headsPerItem, group - h0);
-          items.push_back({s, kv, h0, heads, t0, count, (keys + 16 * count) * heads * a.headDim});
-        }
+// How a call is cut into items (none of this changes any row's arithmetic):
+//  - prefill: tiles of kTileRows / group query tokens, one kv head (and its query heads) each;
+//  - a sequence whose step fits one tile (decode): several kv heads per item, up to kTileRows
+//    rows, so each block is one contiguous run of the cache for all of them;
+//  - when that leaves fewer than 2 items per thread, fewer kv heads per item, then fewer query
+//    heads per item (each such item reads its kv head's K/V itself).
+class WorkSplit {
+public:
+  WorkSplit(const PagedAttentionArgs& a, int threads) : a_(a), group_(a.heads / a.kvHeads) {
+    const int64_t wanted = threads > 1 ? 2 * static_cast<int64_t>(threads) : 1;
+    kvCap_ = a.kvHeads;
+    headsPerItem_ = group_;
+    while (count() < wanted && kvCap_ > 1) kvCap_ = (kvCap_ + 1) / 2;
+    const int64_t items = count();
+    if (items < wanted && group_ > 1) {
+      const int64_t splits = std::min<int64_t>(group_, (wanted + items - 1) / std::max<int64_t>(items, 1));
+      headsPerItem_ = (group_ + splits - 1) / splits;
     }
   }
-  // Longest first, so the dynamic schedule ends with short items (greedy longest-processing-time).
-  std::stable_sort(items.begin(), items.end(), [](const WorkItem& x, const WorkItem& y) { return x.cost > y.cost; });
-  return items;
-}
+
+  // Fills `items` (cleared first; its capacity is reused, so warm calls do not allocate).
+  void items(std::vector<WorkItem>& items) const {
+    items.clear();
+    for (int64_t s = 0; s < a_.numSeqs; ++s) {
+      const int64_t queryLen = this->queryLen(s), contextLen = a_.contextLens[s];
+      const int64_t tile = tokensPerTile(), kvPer = kvPerItem(queryLen);
+      const int64_t kvItems = (a_.kvHeads + kvPer - 1) / kvPer;
+      for (int64_t t0 = 0; t0 < queryLen; t0 += tile) {
+        const int64_t count = std::min(tile, queryLen - t0);
+        int64_t keys = 0;  // keys seen by the tile's tokens
+        for (int64_t t = t0; t < t0 + count; ++t) {
+          const int64_t pos = contextLen - queryLen + t;
+          keys += a_.slidingWindow > 0 ? std::min(pos + 1, a_.slidingWindow) : pos + 1;
+        }
+        for (int64_t k = 0; k < kvItems; ++k) {
+          // kv heads in nearly equal runs
+          const int64_t kvBegin = k * a_.kvHeads / kvItems, kvEnd = (k + 1) * a_.kvHeads / kvItems;
+          for (int64_t h0 = 0; h0 < group_; h0 += headsPerItem_) {
+            const int64_t heads = std::min(headsPerItem_, group_ - h0);
+            items.push_back({s, kvBegin, kvEnd - kvBegin, h0, heads, t0, count, (keys + 16 * count) * heads * (kvEnd - kvBegin) * a_.headDim});
+          }
+        }
+      }
+    }
+    // Longest first, so the dynamic schedule ends with short items (greedy longest-processing-time);
+    // ties in creation order (std::sort, unlike std::stable_sort, needs no buffer).
+    std::sort(items.begin(), items.end(), [](const WorkItem& x, const WorkItem& y) {
+      return std::tie(y.cost, x.seq, x.tokenBegin, x.kvHeadBegin, x.headBegin) < std::tie(x.cost, y.seq, y.tokenBegin, y.kvHeadBegin, y.headBegin);
+    });
+  }
+
+private:
+  int64_t queryLen(int64_t s) const { return a_.queryStartLoc[s + 1] - a_.queryStartLoc[s]; }
+  int64_t tokensPerTile() const { return std::max<int64_t>(1, kTileRows / headsPerItem_); }
+  int64_t kvPerItem(int64_t queryLen) const {
+    if (headsPerItem_ < group_ || queryLen == 0 || queryLen > tokensPerTile()) return 1;
+    return std::clamp<int64_t>(kTileRows / (queryLen * group_), 1, kvCap_);
+  }
+  int64_t count() const {
+    int64_t n = 0;
+    const int64_t tile = tokensPerTile(), headItems = (group_ + headsPerItem_ - 1) / headsPerItem_;
+    for (int64_t s = 0; s < a_.numSeqs; ++s) {
+      const int64_t queryLen = this->queryLen(s), kvPer = kvPerItem(queryLen);
+      n += (queryLen + tile - 1) / tile * ((a_.kvHeads + kvPer - 1) / kvPer) * headItems;
+    }
+    return n;
+  }
+
+  const PagedAttentionArgs& a_;
+  int64_t group_, kvCap_ = 1, headsPerItem_ = 1;
+};
 
 struct Kernel {
   ItemFn fn;
@@ -485,26 +523,34 @@ void pagedAttention(const PagedAttentionArgs& args) {
 
   const Kernel kernel = selectKernel(args.headDim);
   const int maxThreads = std::max(1, omp_get_max_threads());
-  const std::vector<WorkItem> items = splitWork(args, maxThreads);
+  // The work list and scratch memory are kept per calling thread and reused: a warm call with the
+  // same or smaller shapes allocates nothing.
+  thread_local std::vector<WorkItem> items;
+  thread_local std::vector<float> scratch;
+  WorkSplit(args, maxThreads).items(items);
   int64_t maxRows = 0, work = 0;
   for (const WorkItem& item : items) {
-    maxRows = std::max(maxRows, item.tokenCount * item.headCount);
+    maxRows = std::max(maxRows, item.tokenCount * item.kvHeadCount * item.headCount);
     work += item.cost;
   }
-  // Per thread: the rows' outputs (head dim padded to the vector width), running max and sum, one
-  // group's weights, and two widened K/V blocks; rounded up to whole cache lines.
+  // Per thread: the rows' outputs (head dim padded to the vector width), running max and sum, two
+  // rows' weights, and two kv heads' widened K/V slices; rounded up to whole cache lines.
   const int64_t dPad = (args.headDim + kernel.width - 1) / kernel.width * kernel.width;
-  const int64_t perThread = (maxRows * dPad + 2 * maxRows + kernel.width + 2 * args.blockSize * args.headDim + 15) / 16 * 16;
+  const int64_t perThread = (maxRows * dPad + 2 * maxRows + 2 * kernel.width + 4 * args.blockSize * args.headDim + 15) / 16 * 16;
   const int threads = work < kMinParallelWork ? 1 : static_cast<int>(std::min<int64_t>(maxThreads, static_cast<int64_t>(items.size())));
-  std::vector<float> scratch(static_cast<size_t>(perThread * threads + 16));
+  const size_t scratchSize = static_cast<size_t>(perThread * threads + 16);
+  if (scratch.size() < scratchSize) scratch.resize(scratchSize);
   float* base = scratch.data();
   base += (16 - (reinterpret_cast<uintptr_t>(base) / sizeof(float)) % 16) % 16;  // 64-byte aligned
+  // Plain pointers into the calling thread's buffers (inside the region, `items` and `scratch`
+  // would name each OpenMP thread's own thread_local copies).
+  const WorkItem* const list = items.data();
   const int64_t numItems = static_cast<int64_t>(items.size());
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
     float* mine = base + perThread * omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < numItems; ++i) kernel.fn(p, items[static_cast<size_t>(i)], mine);
+    for (int64_t i = 0; i < numItems; ++i) kernel.fn(p, list[i], mine);
   }
 }
 

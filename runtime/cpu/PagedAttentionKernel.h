@@ -49,8 +49,13 @@ struct PagedAttentionArgs {
 // Each sequence's query tokens are the last queryLen positions of its context (causal). Throws
 // pagedc::Error naming the sequence (before computing anything) for a block table entry it reads
 // outside 0..numBlocks-1, queryLen > contextLen, a context needing more than maxBlocks blocks,
-// query_start_loc not running from 0 to numTokens, or bad geometry. Threads with OpenMP across
-// (sequence, kv head or query head, query-token tile) work items.
+// query_start_loc not running from 0 to numTokens, or bad geometry. Threads with OpenMP (up to
+// omp_get_max_threads(); one thread for tiny calls) over work items, longest first: a prefill's
+// query-token tiles per kv head (each K/V block read once per tile, shared by the tile's tokens and
+// the kv head's query heads), a decode's kv heads of a sequence together (one contiguous run of
+// each block), split further into single kv heads, then query heads when there are too few items.
+// Its work list and scratch memory are kept per calling thread and reused, so a warm call with the
+// same or smaller shapes does not allocate; calls from different threads may run concurrently.
 void pagedAttention(const PagedAttentionArgs& args);
 
 }  // namespace pagedc::cpu
