@@ -27,16 +27,22 @@ PAGEDC_SIMD_CLONES void normalizeRow(const float* x, const float* residual, cons
     residual = nullptr;
   }
   auto at = [&](int64_t i) { return residual ? s[i] + residual[i] : s[i]; };
+  // Sums in 8 fixed lanes (the element i goes to lane i % 8) joined by a fixed tree: vectorisable
+  // without reassociating anything, so the bits do not depend on the instruction set's width.
+  auto laneSum = [&](auto&& term) {
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= hidden; i += 8)
+      for (int l = 0; l < 8; ++l) lanes[l] += term(i + l);
+    for (int l = 0; i < hidden; ++i, ++l) lanes[l] += term(i);
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  };
   double mean = 0;
-  if (subtractMean) {
-    for (int64_t i = 0; i < hidden; ++i) mean += at(i);
-    mean /= static_cast<double>(hidden);
-  }
-  double squares = 0;
-  for (int64_t i = 0; i < hidden; ++i) {
+  if (subtractMean) mean = laneSum([&](int64_t i) { return static_cast<double>(at(i)); }) / static_cast<double>(hidden);
+  const double squares = laneSum([&](int64_t i) {
     const double d = at(i) - mean;
-    squares += d * d;
-  }
+    return d * d;
+  });
   const double invStd = 1.0 / std::sqrt(squares / static_cast<double>(hidden) + epsilon);
   for (int64_t i = 0; i < hidden; ++i) {
     double value = (at(i) - mean) * invStd * weight[i];
