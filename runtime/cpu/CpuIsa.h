@@ -5,6 +5,14 @@
 
 #include <string_view>
 
+// PAGEDC_X86: whether the x86 intrinsics (immintrin.h, included here) are available to the kernels.
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PAGEDC_X86 1
+#else
+#define PAGEDC_X86 0
+#endif
+
 namespace pagedc::cpu {
 
 enum class CpuIsa {

@@ -16,13 +16,6 @@
 #include "ir/HalfFloat.h"
 #include "runtime/cpu/CpuIsa.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define PAGEDC_X86 1
-#else
-#define PAGEDC_X86 0
-#endif
-
 namespace pagedc::cpu {
 
 namespace {
