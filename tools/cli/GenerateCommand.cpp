@@ -238,7 +238,7 @@ void addGenerateCommand(CLI::App& app) {
   command->add_option("--prompt-ids", o->promptIds, "a prompt as comma-separated token ids, e.g. 1,2,3");
   command->add_option("--prompts", o->promptsFile, "a JSONL file of prompts: {\"prompt_ids\": [...], \"max_tokens\": 32, ...} per line");
   command->add_flag("--json", o->json, "print one JSON object per prompt");
-  command->add_flag("--ids", o->printIds, "print token ids (the default while text needs a tokenizer)");
+  command->add_flag("--ids", o->printIds, "print token ids (always printed for now: text output needs the model's tokenizer)");
   command->add_flag("--progress,!--no-progress", o->progress, "show a progress bar for many prompts (on a terminal)");
   command->add_option("-n,--n", o->n, "completions per prompt")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_option("--best-of", o->bestOf, "candidates sampled per prompt, the n most likely returned")->check(CLI::PositiveNumber);
