@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "cli/ByteSize.h"
 #include "cli/DefaultModel.h"
@@ -103,6 +104,15 @@ LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options) {
 
   LoadedEngine loaded{std::move(artifact), nullptr, nullptr};
   loaded.runner = std::make_unique<cpu::CpuModelRunner>(loaded.artifact, config);
+  // Ops without a CPU kernel still run (through their reference implementations) but slowly and
+  // allocating: say which, so a slow model is explained.
+  std::map<std::string, int> fallbacks;
+  for (const std::string& op : loaded.runner->planSummary().fallbackOps) ++fallbacks[op];
+  if (!fallbacks.empty()) {
+    std::cerr << "pagedc: note: ops without a CPU kernel run through the reference implementation:";
+    for (const auto& [op, count] : fallbacks) std::cerr << " " << op << " x" << count;
+    std::cerr << "\n";
+  }
   EngineConfig engineConfig;
   engineConfig.scheduler.maxNumBatchedTokens = options.maxNumBatchedTokens;
   engineConfig.scheduler.maxNumSeqs = options.maxNumSeqs;
