@@ -13,6 +13,7 @@ PACKAGES=(
   nlohmann-json3-dev                              # manifests, JSON
   libcli11-dev                                    # command-line parsing
   libssl-dev                                      # SHA-256 checksums of compiled artifacts (libcrypto)
+  libpcre2-dev                                    # Unicode regexes of tokenizer.json pre-tokenizers (runtime/tokenizer)
   libdnnl-dev                                     # oneDNN: the CPU backend's GEMMs (docs/PERF.md has the measurement)
 )
 

@@ -85,7 +85,7 @@ Artifact loadModelForCommand(const std::string& path) {
   return artifact;
 }
 
-LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options) {
+LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options, Detokenizer detokenize) {
   const ModelFacts& facts = artifact.facts();
   if (artifact.manifest.options.target != "cpu")
     fail("artifact '", artifact.path, "' is compiled for target '", artifact.manifest.options.target,
@@ -120,6 +120,7 @@ LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options) {
   engineConfig.scheduler.enableChunkedPrefill = options.chunkedPrefill;
   engineConfig.scheduler.preemptionMode = options.preemptionMode == "swap" ? PreemptionMode::Swap : PreemptionMode::Recompute;
   engineConfig.enablePrefixCaching = !options.noPrefixCaching;
+  engineConfig.detokenize = std::move(detokenize);
   loaded.engine = std::make_unique<Engine>(*loaded.runner, engineConfig);
   return loaded;
 }

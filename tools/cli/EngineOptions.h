@@ -39,6 +39,7 @@ struct LoadedEngine {
 };
 
 // Throws Error naming the flag at fault (an unreadable size, a pool smaller than one block).
-LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options);
+// detokenize: for stop strings and streamed text (EngineConfig::detokenize); may be empty.
+LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options, Detokenizer detokenize = {});
 
 }  // namespace pagedc::cli

@@ -1,11 +1,12 @@
-// `pagedc generate`: offline batch generation. Prompts (token ids now; text once the artifact
-// carries a tokenizer) go to the engine together, which batches them continuously on the CPU
-// backend; completions are printed per prompt, then throughput.
+// `pagedc generate`: offline batch generation. Prompts (text, through the artifact's tokenizer.json,
+// or token ids) go to the engine together, which batches them continuously on the CPU backend;
+// completions are printed per prompt, then throughput.
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "cli/EngineOptions.h"
 #include "ir/Error.h"
 #include "runtime/GenerationDefaults.h"
+#include "runtime/tokenizer/Tokenizer.h"
 
 namespace pagedc::cli {
 
@@ -44,6 +46,7 @@ struct GenerateOptions {
   int64_t maxTokens = 16;
   int64_t minTokens = 0;
   std::string stopTokenIds;
+  std::vector<std::string> stop;
   bool ignoreEos = false;
   std::optional<int64_t> logprobs;
   std::optional<int64_t> promptLogprobs;
@@ -94,6 +97,7 @@ SamplingParams samplingParams(const GenerateOptions& o, const GenerationDefaults
   p.maxTokens = o.maxTokens;
   p.minTokens = o.minTokens;
   if (!o.stopTokenIds.empty()) p.stopTokenIds = parseIds(o.stopTokenIds, "--stop-token-ids");
+  p.stop = o.stop;
   p.eosTokenIds = defaults.eosTokenIds;
   p.ignoreEos = o.ignoreEos;
   p.logprobs = o.logprobs;
@@ -101,9 +105,28 @@ SamplingParams samplingParams(const GenerateOptions& o, const GenerationDefaults
   return p;
 }
 
-// One JSON object per line: {"prompt_ids": [...]} (or "prompt": text), with optional per-prompt
+std::vector<TokenId> encodePrompt(const std::optional<Tokenizer>& tokenizer, const std::string& text, const std::string& what) {
+  if (!tokenizer)
+    fail(what, ": text prompts need the model's tokenizer, and this artifact has no tokenizer.json (`pagedc compile` copies it from "
+         "beside the ONNX model); give token ids instead");
+  std::vector<int32_t> ids = tokenizer->encode(text, true);
+  return {ids.begin(), ids.end()};
+}
+
+// The text of ids; a JSON-quoted string, or why there is none (an id the tokenizer lacks: a model
+// whose vocabulary is larger than its tokenizer's, as in small test exports).
+std::string quotedText(const Tokenizer& tokenizer, std::span<const TokenId> ids) {
+  std::vector<int32_t> narrow(ids.begin(), ids.end());
+  try {
+    return nlohmann::json(tokenizer.decode(narrow, true)).dump();
+  } catch (const Error& e) {
+    return std::string("(no text: ") + e.what() + ")";
+  }
+}
+
+// One JSON object per line: {"prompt_ids": [...]} or {"prompt": text}, with optional per-prompt
 // "max_tokens", "temperature", "seed", "n".
-std::vector<PromptRequest> readPromptsFile(const std::string& path, const SamplingParams& base) {
+std::vector<PromptRequest> readPromptsFile(const std::string& path, const SamplingParams& base, const std::optional<Tokenizer>& tokenizer) {
   std::ifstream in(path);
   if (!in) fail(path, ": cannot open the prompts file");
   std::vector<PromptRequest> requests;
@@ -120,9 +143,8 @@ std::vector<PromptRequest> readPromptsFile(const std::string& path, const Sampli
     PromptRequest request{{}, base};
     try {
       if (json.contains("prompt_ids")) request.ids = json["prompt_ids"].get<std::vector<TokenId>>();
-      else if (json.contains("prompt"))
-        fail(where, ": text prompts need the model's tokenizer, which pagedc cannot read yet; give \"prompt_ids\"");
-      else fail(where, ": needs \"prompt_ids\"");
+      else if (json.contains("prompt")) request.ids = encodePrompt(tokenizer, json["prompt"].get<std::string>(), where);
+      else fail(where, ": needs \"prompt\" (text) or \"prompt_ids\"");
       if (json.contains("max_tokens")) request.params.maxTokens = json["max_tokens"].get<int64_t>();
       if (json.contains("temperature")) request.params.temperature = json["temperature"].get<double>();
       if (json.contains("seed")) request.params.seed = json["seed"].get<int64_t>();
@@ -145,16 +167,29 @@ std::string joinIds(const std::vector<TokenId>& ids) {
 void run(const GenerateOptions& options) {
   Artifact artifact = loadModelForCommand(options.artifact);
   GenerationDefaults defaults = readGenerationDefaults(artifact.path);
+  std::optional<Tokenizer> tokenizer;
+  if (const auto file = std::filesystem::path(artifact.path) / "tokenizer.json"; std::filesystem::exists(file)) tokenizer = Tokenizer::fromFile(file);
   SamplingParams base = samplingParams(options, defaults);
   std::vector<PromptRequest> requests;
-  if (!options.prompts.empty())
-    fail("--prompt: text prompts need the model's tokenizer, which pagedc cannot read yet; give --prompt-ids or --prompts with \"prompt_ids\"");
+  for (const std::string& text : options.prompts) requests.push_back({encodePrompt(tokenizer, text, "--prompt"), base});
   if (!options.promptIds.empty()) requests.push_back({parseIds(options.promptIds, "--prompt-ids"), base});
   if (!options.promptsFile.empty())
-    for (auto& r : readPromptsFile(options.promptsFile, base)) requests.push_back(std::move(r));
-  if (requests.empty()) fail("give a prompt: --prompt-ids 1,2,3 or --prompts FILE.jsonl");
+    for (auto& r : readPromptsFile(options.promptsFile, base, tokenizer)) requests.push_back(std::move(r));
+  if (requests.empty()) fail("give a prompt: --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE.jsonl");
 
-  LoadedEngine loaded = buildEngine(std::move(artifact), options.engine);
+  // Stop strings and text need the tokenizer. The engine wants prefix-stable text: only what the
+  // incremental detokenizer has settled (an incomplete UTF-8 sequence at the end is held back).
+  Detokenizer detokenize;
+  if (tokenizer)
+    detokenize = [&tok = *tokenizer](std::span<const TokenId> ids) {
+      IncrementalDetokenizer stream(tok, true);
+      for (TokenId id : ids) {
+        if (id < 0 || static_cast<size_t>(id) >= tok.vocabSize()) break;  // text ends at an id the tokenizer lacks
+        stream.push(static_cast<int32_t>(id));
+      }
+      return stream.text();
+    };
+  LoadedEngine loaded = buildEngine(std::move(artifact), options.engine, detokenize);
   Engine& engine = *loaded.engine;
   for (size_t i = 0; i < requests.size(); ++i) {
     try {
@@ -197,6 +232,14 @@ void run(const GenerateOptions& options) {
         nlohmann::ordered_json completion;
         completion["index"] = c.index;
         completion["token_ids"] = c.tokens;
+        if (tokenizer) {
+          std::vector<int32_t> narrow(c.tokens.begin(), c.tokens.end());
+          try {
+            completion["text"] = tokenizer->decode(narrow, true);
+          } catch (const Error& e) {
+            completion["text_error"] = e.what();
+          }
+        }
         completion["finish_reason"] = finishReasonName(c.finishReason);
         completion["cumulative_logprob"] = c.cumulativeLogprob;
         if (c.beamScore) completion["beam_score"] = *c.beamScore;
@@ -210,12 +253,18 @@ void run(const GenerateOptions& options) {
       std::cout << line.dump() << "\n";
       continue;
     }
-    std::cout << "prompt " << i << " [" << joinIds(requests[i].ids) << "]\n";
+    std::cout << "prompt " << i;
+    if (tokenizer) std::cout << " " << quotedText(*tokenizer, requests[i].ids);
+    if (!tokenizer || options.printIds) std::cout << " [" << joinIds(requests[i].ids) << "]";
+    std::cout << "\n";
     if (!r.message.empty()) std::cout << "  rejected: " << r.message << "\n";
     for (const CompletionOutput& c : r.completions) {
       std::cout << "  completion " << c.index << " (" << finishReasonName(c.finishReason) << ", " << c.tokens.size() << " tokens";
       if (c.beamScore) std::cout << ", beam score " << *c.beamScore;
-      std::cout << "): " << joinIds(c.tokens) << "\n";
+      std::cout << "):";
+      if (tokenizer) std::cout << " " << quotedText(*tokenizer, c.tokens);
+      if (!tokenizer || options.printIds) std::cout << " [" << joinIds(c.tokens) << "]";
+      std::cout << "\n";
     }
   }
   EngineStats stats = engine.stats();
@@ -234,11 +283,11 @@ void addGenerateCommand(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   auto* command = app.add_subcommand("generate", "generate completions for prompts on the CPU backend, batched continuously");
   command->add_option("artifact", o->artifact, "the compiled model (default: the bundled model)");
-  command->add_option("--prompt", o->prompts, "a text prompt (needs the model's tokenizer)");
+  command->add_option("--prompt", o->prompts, "a text prompt, tokenized with the artifact's tokenizer.json (repeatable)");
   command->add_option("--prompt-ids", o->promptIds, "a prompt as comma-separated token ids, e.g. 1,2,3");
-  command->add_option("--prompts", o->promptsFile, "a JSONL file of prompts: {\"prompt_ids\": [...], \"max_tokens\": 32, ...} per line");
+  command->add_option("--prompts", o->promptsFile, "a JSONL file of prompts: {\"prompt\": \"text\"} or {\"prompt_ids\": [...]}, optionally \"max_tokens\", \"temperature\", \"seed\", \"n\"");
   command->add_flag("--json", o->json, "print one JSON object per prompt");
-  command->add_flag("--ids", o->printIds, "print token ids (always printed for now: text output needs the model's tokenizer)");
+  command->add_flag("--ids", o->printIds, "print token ids next to the text (ids only when the artifact has no tokenizer)");
   command->add_flag("--progress,!--no-progress", o->progress, "show a progress bar for many prompts (on a terminal)");
   command->add_option("-n,--n", o->n, "completions per prompt")->capture_default_str()->check(CLI::PositiveNumber);
   command->add_option("--best-of", o->bestOf, "candidates sampled per prompt, the n most likely returned")->check(CLI::PositiveNumber);
@@ -258,6 +307,7 @@ void addGenerateCommand(CLI::App& app) {
   command->add_option("--max-tokens", o->maxTokens, "tokens to generate per completion")->capture_default_str();
   command->add_option("--min-tokens", o->minTokens, "EOS and stop tokens are ignored until this many")->capture_default_str();
   command->add_option("--stop-token-ids", o->stopTokenIds, "comma-separated token ids that end a completion");
+  command->add_option("--stop", o->stop, "a string that ends a completion (repeatable; needs the tokenizer)");
   command->add_flag("--ignore-eos", o->ignoreEos, "keep generating after the model's EOS token");
   command->add_option("--logprobs", o->logprobs, "report the sampled token's logprob and the top N (with --json)");
   command->add_option("--prompt-logprobs", o->promptLogprobs, "report prompt tokens' logprobs");
