@@ -47,8 +47,9 @@ uint64_t parseMemory(const std::string& text, const std::string& flag) {
 }  // namespace
 
 void EngineOptions::addTo(CLI::App& command) {
-  command.add_option("--kv-cache-memory", kvCacheMemory, "KV cache pool: bytes with a unit (4GiB), or a fraction (0, 1] of available memory")
-      ->capture_default_str();
+  command.add_option("--kv-cache-memory", kvCacheMemory,
+                     "KV cache pool: bytes with a unit (4GiB), or a fraction (0, 1] of available memory (default: 4GiB, at most what "
+                     "--max-num-seqs sequences of --max-model-len tokens can use)");
   command.add_option("--swap-space", swapSpace, "host pool for swapped-out KV blocks (preemption by swap)")->capture_default_str();
   command.add_option("--max-num-batched-tokens", maxNumBatchedTokens, "tokens computed per step, prompt chunks and decodes together")
       ->capture_default_str()
@@ -92,14 +93,21 @@ LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options, Detoke
          "'; this build runs the cpu target (compile with --target cpu)");
   const int64_t bytesPerBlock = facts.kvBytesPerToken() * facts.blockSize;
   cpu::CpuRunnerConfig config;
-  const uint64_t kvBytes = parseMemory(options.kvCacheMemory, "--kv-cache-memory");
-  config.numDeviceBlocks = numBlocksForBudget(static_cast<int64_t>(std::min<uint64_t>(kvBytes, INT64_MAX)), facts);
+  config.maxModelLen = options.maxModelLen > 0 ? options.maxModelLen : (facts.maxPositions > 0 ? facts.maxPositions : 2048);
+  if (options.kvCacheMemory.empty()) {
+    // The pool is zeroed at start (its pages faulted in), so a default larger than any schedule
+    // can fill would only cost start-up time.
+    const int64_t usable = options.maxNumSeqs * ((config.maxModelLen + facts.blockSize - 1) / facts.blockSize);
+    config.numDeviceBlocks = std::min(numBlocksForBudget(int64_t{4} << 30, facts), usable);
+  } else {
+    const uint64_t kvBytes = parseMemory(options.kvCacheMemory, "--kv-cache-memory");
+    config.numDeviceBlocks = numBlocksForBudget(static_cast<int64_t>(std::min<uint64_t>(kvBytes, INT64_MAX)), facts);
+  }
   if (config.numDeviceBlocks < 1)
     fail("--kv-cache-memory ", options.kvCacheMemory, " holds no KV block; one block takes ", formatBytes(static_cast<uint64_t>(bytesPerBlock)));
   config.numHostBlocks = numBlocksForBudget(static_cast<int64_t>(std::min<uint64_t>(parseByteSize(options.swapSpace, "--swap-space"), INT64_MAX)), facts);
   config.maxNumBatchedTokens = options.maxNumBatchedTokens;
   config.maxNumSeqs = options.maxNumSeqs;
-  config.maxModelLen = options.maxModelLen > 0 ? options.maxModelLen : (facts.maxPositions > 0 ? facts.maxPositions : 2048);
   config.threads = options.threads;
 
   LoadedEngine loaded{std::move(artifact), nullptr, nullptr};

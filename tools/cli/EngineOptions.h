@@ -15,7 +15,9 @@
 namespace pagedc::cli {
 
 struct EngineOptions {
-  std::string kvCacheMemory = "4GiB";  // bytes with a unit, or a fraction (0, 1] of available memory
+  // Bytes with a unit, or a fraction (0, 1] of available memory; empty: 4 GiB, capped at what
+  // max_num_seqs sequences of max_model_len tokens can use.
+  std::string kvCacheMemory;
   std::string swapSpace = "1GiB";
   int64_t maxNumBatchedTokens = 2048;
   int64_t maxNumSeqs = 256;
