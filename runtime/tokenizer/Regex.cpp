@@ -89,4 +89,16 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::findAll(std::string_view
   return matches;
 }
 
+std::string Regex::replaceAll(std::string_view subject, std::string_view replacement) const {
+  std::string out;
+  std::size_t prev = 0;
+  for (auto [start, end] : findAll(subject)) {
+    out.append(subject, prev, start - prev);
+    out.append(replacement);
+    prev = end;
+  }
+  out.append(subject, prev);
+  return out;
+}
+
 }  // namespace pagedc::tokenizer

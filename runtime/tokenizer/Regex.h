@@ -23,6 +23,8 @@ public:
 
   // [start, end) of every non-overlapping match, left to right. The subject must be valid UTF-8.
   std::vector<std::pair<std::size_t, std::size_t>> findAll(std::string_view subject) const;
+  // subject with every match replaced by replacement (normalizer and decoder Replace steps).
+  std::string replaceAll(std::string_view subject, std::string_view replacement) const;
 
 private:
   pcre2_real_code_8* code_ = nullptr;

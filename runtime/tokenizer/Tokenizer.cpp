@@ -23,15 +23,7 @@ std::string Tokenizer::Impl::normalize(std::string text) const {
     if (step.kind == NormalizerStep::Prepend) {
       if (!text.empty()) text = step.text + text;
     } else {
-      std::string out;
-      std::size_t prev = 0;
-      for (auto [s, e] : step.regex->findAll(text)) {
-        out.append(text, prev, s - prev);
-        out.append(step.text);
-        prev = e;
-      }
-      out.append(text, prev);
-      text = std::move(out);
+      text = step.regex->replaceAll(text, step.text);
     }
   }
   return text;
@@ -249,15 +241,7 @@ std::string Tokenizer::Impl::decodeTokens(std::vector<std::string> tokens, bool 
             t = replaceAll(t, step.from, step.to);
             continue;
           }
-          std::string out;
-          std::size_t prev = 0;
-          for (auto [s, e] : step.regex->findAll(t)) {
-            out.append(t, prev, s - prev);
-            out.append(step.to);
-            prev = e;
-          }
-          out.append(t, prev);
-          t = std::move(out);
+          t = step.regex->replaceAll(t, step.to);
         }
         break;
       case DecoderStep::ByteFallback: {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -177,10 +178,15 @@ void run(const GenerateOptions& options) {
     for (auto& r : readPromptsFile(options.promptsFile, base, tokenizer)) requests.push_back(std::move(r));
   if (requests.empty()) fail("give a prompt: --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE.jsonl");
 
-  // Stop strings and text need the tokenizer. The engine wants prefix-stable text: only what the
+  // Stop strings need the engine to see text. It wants prefix-stable text: only what the
   // incremental detokenizer has settled (an incomplete UTF-8 sequence at the end is held back).
+  // The engine re-decodes a sequence's whole output each step, so it gets the tokenizer only when
+  // a request has stop strings; the printed text is decoded once, at the end, here.
   Detokenizer detokenize;
-  if (tokenizer)
+  const bool anyStopStrings = std::ranges::any_of(requests, [](const PromptRequest& r) { return !r.params.stop.empty(); });
+  if (anyStopStrings && !tokenizer)
+    fail("--stop: stop strings are matched in the text, which needs the model's tokenizer, and this artifact has no tokenizer.json");
+  if (anyStopStrings)
     detokenize = [&tok = *tokenizer](std::span<const TokenId> ids) {
       IncrementalDetokenizer stream(tok, true);
       for (TokenId id : ids) {
