@@ -39,12 +39,6 @@ bool needsProcessing(const SamplingParams& p) {
          p.frequencyPenalty != 0.0 || (p.minTokens > 0 && stopIds);
 }
 
-size_t commonPrefix(const std::string& a, const std::string& b) {
-  size_t n = std::min(a.size(), b.size()), i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
-}
-
 }  // namespace
 
 Engine::Engine(ModelRunner& runner, EngineConfig config)
@@ -54,9 +48,8 @@ Engine::Engine(ModelRunner& runner, EngineConfig config)
       scheduler_(schedulerConfig(runner, config_.scheduler), blocks_),
       sampler_(config_.logprobsMode) {}
 
-void Engine::addRequest(const RequestId& id, std::vector<TokenId> prompt, const SamplingParams& params) {
+void Engine::validateRequest(std::span<const TokenId> prompt, const SamplingParams& params) const {
   const int64_t vocab = runner_.facts().vocabSize;
-  if (requests_.count(id)) fail("request ", id, " already exists");
   if (prompt.empty()) fail("prompt must not be empty");
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= vocab)
@@ -66,6 +59,11 @@ void Engine::addRequest(const RequestId& id, std::vector<TokenId> prompt, const 
     fail("stop strings need a detokenizer and this engine has none; got stop[0] = \"", params.stop[0], "\"");
   if (params.useBeamSearch && !params.stop.empty()) fail("stop strings are not supported with use_beam_search");
   if (params.useBeamSearch && params.logprobs) fail("logprobs is not supported with use_beam_search");
+}
+
+void Engine::addRequest(const RequestId& id, std::vector<TokenId> prompt, const SamplingParams& params) {
+  if (requests_.count(id)) fail("request ", id, " already exists");
+  validateRequest(prompt, params);
 
   RequestState r;
   r.params = params;
@@ -127,7 +125,10 @@ std::string Engine::completionText(const RequestState& r, const Completion& c) c
   std::span<const TokenId> tokens = c.output;
   if (c.reason == FinishReason::Stop && !tokens.empty() && !r.params.includeStopStrInOutput)
     tokens = tokens.first(tokens.size() - 1);
-  return config_.detokenize(tokens);
+  std::unique_ptr<TokenTextStream> stream = config_.detokenize(r.params);
+  std::string text;
+  for (TokenId t : tokens) text += stream->push(t);
+  return text;
 }
 
 std::vector<RequestOutput> Engine::step() {
@@ -206,13 +207,14 @@ std::vector<RequestOutput> Engine::step() {
           bool stop = false;
           if (config_.detokenize) {
             if (!ss.checker) ss.checker.emplace(r.params);
-            std::vector<TokenId> output = seq->output;
-            output.push_back(t.tokenId);
-            std::string full = config_.detokenize(output);
-            std::string newText = full.substr(commonPrefix(full, ss.decoded));
-            ss.decoded = std::move(full);
+            if (!ss.text) {
+              // A sequence forked from another (parallel sampling) starts with its parent's output.
+              ss.text = config_.detokenize(r.params);
+              for (TokenId earlier : seq->output) ss.text->push(earlier);
+            }
+            std::string newText = ss.text->push(t.tokenId);
             if (!ss.checkerDone) {
-              StopDecision d = ss.checker->onToken(t.tokenId, static_cast<int64_t>(output.size()), newText);
+              StopDecision d = ss.checker->onToken(t.tokenId, static_cast<int64_t>(seq->output.size()) + 1, newText);
               ss.checkerDone = d.reason != FinishReason::None;
               if (d.stopString) {
                 stop = true;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,10 +21,18 @@
 
 namespace pagedc {
 
-// The text of a token list. Used for stop strings and text output; it must be prefix-stable
-// (decoding a longer list extends the text of a shorter one), as an incremental detokenizer that
-// holds back incomplete characters is.
-using Detokenizer = std::function<std::string(std::span<const TokenId>)>;
+// One sequence's text as its tokens arrive: push returns the text a token adds. What it returns
+// must be final (an incomplete character is held back until a later token completes it), so each
+// token costs work proportional to itself, not to the output so far.
+class TokenTextStream {
+public:
+  virtual ~TokenTextStream() = default;
+  virtual std::string push(TokenId id) = 0;
+};
+
+// Makes one stream per sequence (the request's parameters say e.g. whether special tokens are
+// skipped). Used for stop strings and text output.
+using Detokenizer = std::function<std::unique_ptr<TokenTextStream>(const SamplingParams&)>;
 
 struct EngineConfig {
   SchedulerConfig scheduler;  // maxModelLen 0: the model's maxPositions (when known)
@@ -60,6 +69,10 @@ public:
   // can never fit is not an error: the next step() reports it finished as "rejected".
   void addRequest(const RequestId& id, std::vector<TokenId> prompt, const SamplingParams& params);
 
+  // The checks addRequest makes of a prompt and its parameters (all but the id's uniqueness). Reads
+  // only the engine's configuration, so other threads may call it while the engine steps.
+  void validateRequest(std::span<const TokenId> prompt, const SamplingParams& params) const;
+
   // One iteration: schedule, run the model, sample, update. Returns an output for every request
   // with news (a token, prompt logprobs, or its end), in plan order, then the aborted and rejected.
   std::vector<RequestOutput> step();
@@ -85,7 +98,7 @@ private:
     std::vector<TokenLogprobs> logprobs;  // kept for a non-streamed final output
     std::optional<StopChecker> checker;   // with a detokenizer
     bool checkerDone = false;
-    std::string decoded;                  // detokenized output so far
+    std::unique_ptr<TokenTextStream> text;  // with a detokenizer
     size_t textSent = 0;
   };
   struct RequestState {

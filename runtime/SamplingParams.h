@@ -52,6 +52,8 @@ struct SamplingParams {
   // cut before it unless includeStopStrInOutput.
   std::vector<std::string> stop;
   bool includeStopStrInOutput = false;
+  // Whether the output text leaves out special tokens (BOS, EOS, chat markers).
+  bool skipSpecialTokens = true;
 
   // Unset: up to the model's context length (the scheduler's bound).
   std::optional<int64_t> maxTokens = 16;

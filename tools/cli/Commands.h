@@ -9,6 +9,7 @@ void addCompileCommand(CLI::App& app);
 void addGenerateCommand(CLI::App& app);
 void addInspectCommand(CLI::App& app);
 void addRunOnnxCommand(CLI::App& app);
+void addServeCommand(CLI::App& app);
 void addVersionCommand(CLI::App& app);
 
 }  // namespace pagedc::cli

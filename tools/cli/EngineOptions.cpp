@@ -3,6 +3,9 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+#include <vector>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -82,7 +85,14 @@ Artifact loadModelForCommand(const std::string& path) {
   auto dir = std::filesystem::temp_directory_path() / ("pagedc-default-" + std::to_string(::getpid()) + ".pgc");
   writeArtifact(*graph, contents, dir.string());
   Artifact artifact = loadArtifact(dir.string());
-  std::filesystem::remove_all(dir);  // the weights stay mapped; the files can go
+  // The weights stay mapped once loaded, but the tokenizer and configuration files are read from
+  // the directory later (serve, generate): it goes when the process exits.
+  static std::vector<std::filesystem::path> temporaries;
+  if (temporaries.empty()) std::atexit([] {
+      std::error_code ignored;
+      for (const auto& path : temporaries) std::filesystem::remove_all(path, ignored);
+    });
+  temporaries.push_back(dir);
   return artifact;
 }
 

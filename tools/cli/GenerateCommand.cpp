@@ -17,6 +17,7 @@
 #include "ir/Error.h"
 #include "runtime/GenerationDefaults.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "runtime/tokenizer/TokenizerDetokenizer.h"
 
 namespace pagedc::cli {
 
@@ -178,23 +179,13 @@ void run(const GenerateOptions& options) {
     for (auto& r : readPromptsFile(options.promptsFile, base, tokenizer)) requests.push_back(std::move(r));
   if (requests.empty()) fail("give a prompt: --prompt TEXT, --prompt-ids 1,2,3 or --prompts FILE.jsonl");
 
-  // Stop strings need the engine to see text. It wants prefix-stable text: only what the
-  // incremental detokenizer has settled (an incomplete UTF-8 sequence at the end is held back).
-  // The engine re-decodes a sequence's whole output each step, so it gets the tokenizer only when
-  // a request has stop strings; the printed text is decoded once, at the end, here.
+  // Stop strings need the engine to see text: it detokenizes each sequence incrementally. The
+  // printed text is decoded once, at the end, here.
   Detokenizer detokenize;
   const bool anyStopStrings = std::ranges::any_of(requests, [](const PromptRequest& r) { return !r.params.stop.empty(); });
   if (anyStopStrings && !tokenizer)
     fail("--stop: stop strings are matched in the text, which needs the model's tokenizer, and this artifact has no tokenizer.json");
-  if (anyStopStrings)
-    detokenize = [&tok = *tokenizer](std::span<const TokenId> ids) {
-      IncrementalDetokenizer stream(tok, true);
-      for (TokenId id : ids) {
-        if (id < 0 || static_cast<size_t>(id) >= tok.vocabSize()) break;  // text ends at an id the tokenizer lacks
-        stream.push(static_cast<int32_t>(id));
-      }
-      return stream.text();
-    };
+  if (anyStopStrings) detokenize = makeDetokenizer(*tokenizer);
   LoadedEngine loaded = buildEngine(std::move(artifact), options.engine, detokenize);
   Engine& engine = *loaded.engine;
   for (size_t i = 0; i < requests.size(); ++i) {

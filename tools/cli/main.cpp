@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   pagedc::cli::addGenerateCommand(app);
   pagedc::cli::addInspectCommand(app);
   pagedc::cli::addRunOnnxCommand(app);
+  pagedc::cli::addServeCommand(app);
   pagedc::cli::addVersionCommand(app);
   try {
     app.parse(argc, argv);
