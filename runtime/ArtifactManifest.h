@@ -24,7 +24,7 @@ inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kGraphFile = "graph.pgir";
 inline constexpr const char* kWeightsFile = "weights.bin";
 // Files copied from beside the ONNX model when present, for the tokenizer and generation defaults.
-inline constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+inline constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
                                                   "generation_config.json", "config.json"};
 
 // pagedc's version, as recorded in manifests this build writes.

@@ -12,6 +12,22 @@ namespace pagedc {
 
 GenerationDefaults readGenerationDefaults(const std::string& artifactDir) {
   GenerationDefaults defaults;
+  {
+    std::filesystem::path path = std::filesystem::path(artifactDir) / "config.json";
+    if (std::ifstream in(path); in) {
+      nlohmann::json json;
+      try {
+        json = nlohmann::json::parse(in);
+      } catch (const nlohmann::json::exception& e) {
+        fail(path.string(), ": ", e.what());
+      }
+      for (const char* key : {"max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"})
+        if (json.contains(key) && json[key].is_number_integer() && json[key].get<int64_t>() > 0) {
+          defaults.maxPositionEmbeddings = json[key].get<int64_t>();
+          break;
+        }
+    }
+  }
   for (const char* name : {"generation_config.json", "config.json"}) {
     std::filesystem::path path = std::filesystem::path(artifactDir) / name;
     std::ifstream in(path);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,9 @@ namespace pagedc {
 
 struct GenerationDefaults {
   std::vector<int64_t> eosTokenIds;  // empty when the model names none
+  // The context the model was trained for (config.json's max_position_embeddings, or n_positions /
+  // max_sequence_length / seq_length), which can be shorter than its position table.
+  std::optional<int64_t> maxPositionEmbeddings;
 };
 
 // Reads the artifact directory's generation_config.json, else config.json; eos_token_id may be an

@@ -109,15 +109,6 @@ std::string ApiServer::newId(const char* prefix) {
 }
 
 void ApiServer::routes() {
-  http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    const bool protectedPath = req.path.rfind("/v1/", 0) == 0 || req.path == "/tokenize" || req.path == "/detokenize";
-    if (config_.apiKey && protectedPath && req.get_header_value("Authorization") != "Bearer " + *config_.apiKey) {
-      sendError(res, HttpError(401, req.has_header("Authorization") ? "Incorrect API key provided" : "Missing API key: send \"Authorization: Bearer <key>\"",
-                               "authentication_error"));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
   // Statuses httplib sets itself (404 for an unknown path, 413 for a body over the limit, 400 for
   // a malformed request) get OpenAI-style bodies too.
   http_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -143,9 +134,14 @@ void ApiServer::routes() {
     if (config_.logRequests) std::cerr << "pagedc serve: " << req.remote_addr << " " << req.method << " " << req.path << " " << res.status << "\n";
   });
 
+  // The API key is checked in the handler, after httplib has read the body: answering before it
+  // would leave the body on a kept-alive connection, to be read as the next request.
   auto guarded = [this](auto handler) {
     return [this, handler](const httplib::Request& req, httplib::Response& res) {
       try {
+        if (config_.apiKey && req.get_header_value("Authorization") != "Bearer " + *config_.apiKey)
+          throw HttpError(401, req.has_header("Authorization") ? "Incorrect API key provided" : "Missing API key: send \"Authorization: Bearer <key>\"",
+                          "authentication_error");
         handler(req, res);
       } catch (const HttpError& e) {
         sendError(res, e);
@@ -191,9 +187,11 @@ void ApiServer::handleTokenize(const httplib::Request& req, httplib::Response& r
     const bool addGenerationPrompt = f.boolean("add_generation_prompt").value_or(true);
     const bool continueFinal = f.boolean("continue_final_message").value_or(false);
     addSpecialTokens = f.boolean("add_special_tokens").value_or(false);
-    const nlohmann::json& kwargs = f.raw("chat_template_kwargs");
-    const nlohmann::json& tools = f.raw("tools");
-    text = renderChat(f.raw("messages"), model_, addGenerationPrompt, continueFinal, kwargs, tools);
+    f.ignore({"chat_template_kwargs", "tools", "messages"});
+    // The template sees the request's key order (tojson of tool calls), as in Python.
+    const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(req.body);
+    auto field = [&](const char* name) { return ordered.contains(name) ? ordered[name] : nlohmann::ordered_json(); };
+    text = renderChat(field("messages"), model_, addGenerationPrompt, continueFinal, field("chat_template_kwargs"), field("tools"));
   } else {
     auto prompt = f.string("prompt");
     if (!prompt) throw badField("prompt", "give prompt (a string) or messages");
@@ -232,7 +230,8 @@ void ApiServer::handleDetokenize(const httplib::Request& req, httplib::Response&
 void ApiServer::handleGeneration(const httplib::Request& req, httplib::Response& res, Api api) {
   auto active = std::make_unique<ActiveGuard>(active_);
   nlohmann::json body = parseBody(req);
-  GenerationJob job = api == Api::Chat ? parseChatRequest(body, model_, config_.limits) : parseCompletionRequest(body, model_, config_.limits);
+  GenerationJob job = api == Api::Chat ? parseChatRequest(body, nlohmann::ordered_json::parse(req.body), model_, config_.limits)
+                                       : parseCompletionRequest(body, model_, config_.limits);
   if (!job.model.empty() && job.model != model_.name)
     throw HttpError(404, "The model '" + job.model + "' does not exist; this server serves '" + model_.name + "'", "not_found_error", "model");
   for (size_t i = 0; i < job.prompts.size(); ++i) {
@@ -354,10 +353,22 @@ int ApiServer::bind() {
   return config_.port;
 }
 
-void ApiServer::serve() { http_.listen_after_bind(); }
+void ApiServer::serve() {
+  {
+    std::lock_guard lock(lifecycle_);
+    if (draining_) return;  // shut down before it started
+    serveEntered_ = true;
+  }
+  http_.listen_after_bind();
+}
 
 void ApiServer::shutdown() {
-  if (draining_.exchange(true)) return;
+  bool serving = false;
+  {
+    std::lock_guard lock(lifecycle_);
+    if (draining_.exchange(true)) return;
+    serving = serveEntered_;
+  }
   const auto deadline = Clock::now() + config_.shutdownGrace;
   while (loop_.numUnfinished() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (loop_.numUnfinished() > 0) {
@@ -367,6 +378,10 @@ void ApiServer::shutdown() {
   // Let handlers write their last chunks (an aborted stream's finish_reason and [DONE]).
   const auto flushDeadline = Clock::now() + std::chrono::seconds(5);
   while (active_.load() > 0 && Clock::now() < flushDeadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // httplib's stop() does nothing before the listen loop runs: a signal that came during start-up
+  // must wait for it, or serve() would never return.
+  const auto listenDeadline = Clock::now() + std::chrono::seconds(5);
+  while (serving && !http_.is_running() && Clock::now() < listenDeadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   http_.stop();
   loop_.stop();
 }

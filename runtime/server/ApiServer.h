@@ -25,7 +25,7 @@
 namespace pagedc::server {
 
 struct ApiServerConfig {
-  std::string host = "127.0.0.1";
+  std::string host = "127.0.0.1";  // the loopback interface only, unless told otherwise
   int port = 8000;  // 0: any free port (bind() returns it)
   std::optional<std::string> apiKey;  // required as "Authorization: Bearer <key>" on /v1/* when set
   size_t maxBodyBytes = size_t{4} << 20;  // larger bodies get 413
@@ -76,6 +76,8 @@ private:
   ServerMetrics metrics_;
   EngineLoop loop_;
   Http http_;
+  std::mutex lifecycle_;  // orders serve()'s start against shutdown()
+  bool serveEntered_ = false;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> active_{0};
   std::mutex idMutex_;

@@ -60,7 +60,8 @@ void readSamplingFields(JsonFields& f, GenerationJob& job, const ServerLimits& l
   }
   // Accepted for compatibility, no effect: user (abuse tracking), the decoder already joins
   // special tokens as Hugging Face does.
-  f.ignore({"user", "spaces_between_special_tokens"});
+  // OpenAI's storage and routing fields (store, metadata, service_tier) likewise.
+  f.ignore({"user", "spaces_between_special_tokens", "store", "metadata", "service_tier"});
   if (auto model = f.string("model")) job.model = *model;
 }
 
@@ -188,43 +189,55 @@ GenerationJob parseCompletionRequest(const nlohmann::json& body, const ServedMod
   return job;
 }
 
-std::string renderChat(const nlohmann::json& messages, const ServedModel& model, bool addGenerationPrompt, bool continueFinalMessage,
-                       const nlohmann::json& templateKwargs, const nlohmann::json& tools) {
-  if (!messages.is_array() || messages.empty()) throw badField("messages", "messages must be a non-empty list, got " + describeJson(messages));
+namespace {
+std::string describeOrdered(const nlohmann::ordered_json& value) { return describeJson(nlohmann::json::parse(value.dump())); }
+
+std::string joinedText(const nlohmann::ordered_json& content) {
+  if (content.is_string()) return content.get<std::string>();
+  std::string text;
+  if (content.is_array())
+    for (const auto& part : content) text += part["text"].get<std::string>();
+  return text;
+}
+}  // namespace
+
+std::string renderChat(const nlohmann::ordered_json& messages, const ServedModel& model, bool addGenerationPrompt, bool continueFinalMessage,
+                       const nlohmann::ordered_json& templateKwargs, const nlohmann::ordered_json& tools) {
+  if (!messages.is_array() || messages.empty()) throw badField("messages", "messages must be a non-empty list, got " + describeOrdered(messages));
   for (size_t i = 0; i < messages.size(); ++i) {
     const std::string field = "messages[" + std::to_string(i) + "]";
-    const nlohmann::json& m = messages[i];
-    if (!m.is_object()) throw badField("messages", field + " must be an object, got " + describeJson(m));
+    const nlohmann::ordered_json& m = messages[i];
+    if (!m.is_object()) throw badField("messages", field + " must be an object, got " + describeOrdered(m));
     if (!m.contains("role") || !m["role"].is_string()) throw badField("messages", field + ".role must be a string");
     if (m.contains("content") && !m["content"].is_null() && !m["content"].is_string() && !m["content"].is_array())
-      throw badField("messages", field + ".content must be a string or a list of content parts, got " + describeJson(m["content"]));
+      throw badField("messages", field + ".content must be a string or a list of content parts, got " + describeOrdered(m["content"]));
     if (m.contains("content") && m["content"].is_array())
       for (size_t k = 0; k < m["content"].size(); ++k) {
-        const nlohmann::json& part = m["content"][k];
+        const nlohmann::ordered_json& part = m["content"][k];
         if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
           throw badField("messages", field + ".content[" + std::to_string(k) + "] must be {\"type\": \"text\", \"text\": ...} (only text is supported), got " +
-                                         describeJson(part));
+                                         describeOrdered(part));
       }
   }
   if (addGenerationPrompt && continueFinalMessage)
     throw badField("continue_final_message", "continue_final_message and add_generation_prompt cannot both be true");
   if (!model.chatTemplate) throw badField("messages", "chat needs the model's tokenizer, and this model has no tokenizer.json; use /v1/completions with token ids");
-  nlohmann::json extra = templateKwargs.is_object() ? templateKwargs : nlohmann::json::object();
+  nlohmann::ordered_json prepared = messages;
+  if (!model.chatTemplateIteratesContent)
+    for (auto& m : prepared)
+      if (m.contains("content") && m["content"].is_array()) m["content"] = joinedText(m["content"]);
+  nlohmann::ordered_json extra = templateKwargs.is_object() ? templateKwargs : nlohmann::ordered_json::object();
   if (!tools.is_null()) extra["tools"] = tools;
   std::string text;
   try {
-    text = model.chatTemplate->render(messages, addGenerationPrompt, extra);
+    text = model.chatTemplate->render(prepared, addGenerationPrompt, extra);
   } catch (const Error& e) {
     throw badField("messages", std::string("the chat template failed: ") + e.what());
   }
   if (continueFinalMessage) {
     // The prompt ends where the last message's content ends (its end-of-turn markers cut off), so
     // the model continues that message.
-    const nlohmann::json& last = messages.back();
-    std::string content;
-    if (last.contains("content") && last["content"].is_string()) content = last["content"].get<std::string>();
-    else if (last.contains("content") && last["content"].is_array())
-      for (const auto& part : last["content"]) content += part["text"].get<std::string>();
+    const std::string content = messages.back().contains("content") ? joinedText(messages.back()["content"]) : std::string();
     size_t at = content.empty() ? std::string::npos : text.rfind(content);
     if (at == std::string::npos)
       throw badField("continue_final_message", "continue_final_message: the rendered prompt does not contain the final message's content");
@@ -233,7 +246,8 @@ std::string renderChat(const nlohmann::json& messages, const ServedModel& model,
   return text;
 }
 
-GenerationJob parseChatRequest(const nlohmann::json& body, const ServedModel& model, const ServerLimits& limits) {
+GenerationJob parseChatRequest(const nlohmann::json& body, const nlohmann::ordered_json& ordered, const ServedModel& model,
+                               const ServerLimits& limits) {
   JsonFields f(body, "the chat completions request");
   GenerationJob job;
   job.api = Api::Chat;
@@ -265,17 +279,15 @@ GenerationJob parseChatRequest(const nlohmann::json& body, const ServedModel& mo
   const bool addSpecialTokens = f.boolean("add_special_tokens").value_or(false);
   const nlohmann::json& kwargs = f.raw("chat_template_kwargs");
   if (!kwargs.is_null() && !kwargs.is_object()) throw badField("chat_template_kwargs", "chat_template_kwargs must be an object");
-  const nlohmann::json& messages = f.raw("messages");
+  f.raw("messages");
   f.rejectUnknown();
-  std::string text = renderChat(messages, model, addGenerationPrompt, continueFinal, kwargs, tools);
+  auto orderedField = [&](const char* name) { return ordered.contains(name) ? ordered[name] : nlohmann::ordered_json(); };
+  const nlohmann::ordered_json messages = orderedField("messages");
+  std::string text = renderChat(messages, model, addGenerationPrompt, continueFinal, orderedField("chat_template_kwargs"), orderedField("tools"));
   // Echo repeats the final message when the model continues it (vLLM's chat echo).
   std::string echoText;
-  if (job.echo && messages.back().value("role", "") == "assistant" && messages.back().contains("content")) {
-    const nlohmann::json& content = messages.back()["content"];
-    if (content.is_string()) echoText = content.get<std::string>();
-    else if (content.is_array())
-      for (const auto& part : content) echoText += part["text"].get<std::string>();
-  }
+  if (job.echo && messages.back().value("role", "") == "assistant" && messages.back().contains("content"))
+    echoText = joinedText(messages.back()["content"]);
   PromptInput prompt{encodeText(model, text, addSpecialTokens, "messages"), echoText};
   if (prompt.ids.empty()) throw badField("messages", "the rendered chat prompt encodes to no tokens");
   job.prompts.push_back(std::move(prompt));

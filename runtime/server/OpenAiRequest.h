@@ -45,11 +45,15 @@ struct GenerationJob {
 // Throws HttpError (400) naming the field for a malformed or out-of-range request, and for a
 // prompt that with max_tokens does not fit the context length.
 GenerationJob parseCompletionRequest(const nlohmann::json& body, const ServedModel& model, const ServerLimits& limits);
-GenerationJob parseChatRequest(const nlohmann::json& body, const ServedModel& model, const ServerLimits& limits);
+// ordered: the same body parsed keeping its key order, which templates see (tojson of tool calls).
+GenerationJob parseChatRequest(const nlohmann::json& body, const nlohmann::ordered_json& ordered, const ServedModel& model,
+                               const ServerLimits& limits);
 
-// The prompt of a chat request (for /tokenize too): the messages through the chat template.
-// Throws HttpError naming the message at fault.
-std::string renderChat(const nlohmann::json& messages, const ServedModel& model, bool addGenerationPrompt,
-                       bool continueFinalMessage, const nlohmann::json& templateKwargs, const nlohmann::json& tools);
+// The prompt of a chat request (for /tokenize too): the messages through the chat template. For
+// templates that expect string content (most), text parts lists are joined into one string, as
+// vLLM does; templates that iterate over content parts get the list. Throws HttpError naming the
+// message at fault.
+std::string renderChat(const nlohmann::ordered_json& messages, const ServedModel& model, bool addGenerationPrompt,
+                       bool continueFinalMessage, const nlohmann::ordered_json& templateKwargs, const nlohmann::ordered_json& tools);
 
 }  // namespace pagedc::server

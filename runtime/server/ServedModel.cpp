@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <regex>
 
 #include "ir/Error.h"
 #include "runtime/GenerationDefaults.h"
@@ -31,7 +33,15 @@ ServedModel ServedModel::load(const std::string& artifactDir, std::string name, 
         fail(configPath.string(), ": ", e.what());
       }
     }
-    model.chatTemplate.emplace(ChatTemplate::fromTokenizerConfig(config, configPath.string()));
+    std::string source = configPath.string();
+    if (std::ifstream jinja(dir / "chat_template.jinja"); jinja) {
+      config["chat_template"] = std::string(std::istreambuf_iterator<char>(jinja), {});
+      source = (dir / "chat_template.jinja").string();
+    }
+    model.chatTemplate.emplace(ChatTemplate::fromTokenizerConfig(config, source));
+    // A for-loop over message content (`for part in message['content']` / `message.content`).
+    static const std::regex iteratesContent(R"(for\s+\w+\s+in\s+\w+(\[\s*['"]content['"]\s*\]|\.content)\b)");
+    model.chatTemplateIteratesContent = std::regex_search(model.chatTemplate->source(), iteratesContent);
   }
   return model;
 }

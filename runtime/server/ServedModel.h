@@ -22,9 +22,13 @@ struct ServedModel {
   std::vector<int64_t> eosTokenIds;
   std::optional<Tokenizer> tokenizer;        // absent: prompts must be token ids, outputs carry no text
   std::optional<ChatTemplate> chatTemplate;  // absent without a tokenizer
+  // Whether the template loops over a message's content parts (Qwen2-VL style) rather than
+  // printing content as a string; string templates get text parts joined (vLLM's "auto").
+  bool chatTemplateIteratesContent = false;
 
-  // Reads tokenizer.json, tokenizer_config.json and generation_config.json / config.json from the
-  // artifact directory (any may be missing). Throws Error naming a malformed file.
+  // Reads tokenizer.json, tokenizer_config.json (its chat_template, or chat_template.jinja beside
+  // it, the newer transformers' file) and generation_config.json / config.json from the artifact
+  // directory (any may be missing). Throws Error naming a malformed file.
   static ServedModel load(const std::string& artifactDir, std::string name, int64_t vocabSize, int64_t maxModelLen);
 
   // A token's own text, for logprobs: special tokens included, an incomplete UTF-8 sequence as

@@ -19,13 +19,7 @@ namespace pagedc {
 using namespace tokenizer;
 
 std::string Tokenizer::Impl::normalize(std::string text) const {
-  for (const auto& step : normalizer) {
-    if (step.kind == NormalizerStep::Prepend) {
-      if (!text.empty()) text = step.text + text;
-    } else {
-      text = step.regex->replaceAll(text, step.text);
-    }
-  }
+  for (const auto& step : normalizer) text = applyNormalizer(step, std::move(text));
   return text;
 }
 

@@ -22,6 +22,7 @@
 #include "frontend/OnnxImporter.h"
 #include "passes/CompilePipeline.h"
 #include "runtime/Artifact.h"
+#include "runtime/GenerationDefaults.h"
 #include "runtime/cpu/CpuModelRunner.h"
 #include "runtime/server/ApiServer.h"
 #include "runtime/tokenizer/TokenizerDetokenizer.h"
@@ -78,7 +79,8 @@ public:
     cpu::CpuRunnerConfig config;
     config.numDeviceBlocks = options.kvBlocks;
     config.maxNumSeqs = options.maxNumSeqs;
-    config.maxModelLen = artifact.facts().maxPositions;
+    // As `pagedc serve` does: the position table, capped at the trained context.
+    config.maxModelLen = std::min(artifact.facts().maxPositions, readGenerationDefaults(artifact.path).maxPositionEmbeddings.value_or(INT64_MAX));
     config.threads = 1;
     runner_ = std::make_unique<cpu::CpuModelRunner>(artifact, config);
     EngineConfig engineConfig;
@@ -253,6 +255,10 @@ TEST(ServerTest, ChatRendersTheTemplateAndStreamsRoleThenContent) {
   // The prompt is the rendered template: /tokenize of the same messages gives its length.
   json tokenized = okJson(server.post("/tokenize", {{"messages", messages}}));
   EXPECT_EQ(whole["usage"]["prompt_tokens"], tokenized["count"]);
+  // Content as a list of text parts is the same prompt as the joined string.
+  json parts = body;
+  parts["messages"][1]["content"] = {{{"type", "text"}, {"text", "Tell me "}}, {{"type", "text"}, {"text", "a fortune."}}};
+  EXPECT_EQ(okJson(server.post("/v1/chat/completions", parts))["choices"][0]["message"]["content"], content);
   body["stream"] = true;
   body["stream_options"] = {{"include_usage", true}, {"continuous_usage_stats", true}};
   Streamed s = readStream(server.post("/v1/chat/completions", body));
@@ -566,6 +572,11 @@ TEST(ServerTest, ApiKeyIsRequiredWhenSet) {
   expectError(server.post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 1}}, "wrong"), 401, "", "Incorrect API key");
   expectError(server.client("wrong").Get("/v1/models"), 401, "", "Incorrect");
   EXPECT_EQ(okJson(server.post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 1}}, "sk-test-123"))["choices"].size(), 1u);
+  // A refused POST must not leave its body on a kept-alive connection.
+  httplib::Client kept = server.client("wrong");
+  kept.set_keep_alive(true);
+  expectError(kept.Post("/v1/completions", json({{"prompt", "the"}, {"max_tokens", 2}}).dump(), "application/json"), 401, "", "Incorrect");
+  expectError(kept.Get("/v1/models/default"), 401, "", "Incorrect");
   EXPECT_EQ(okJson(server.client("sk-test-123").Get("/v1/models"))["data"][0]["id"], "default");
   // Health and metrics stay open for probes and scrapers.
   EXPECT_EQ(server.client().Get("/health")->status, 200);
@@ -588,6 +599,8 @@ TEST(ServerTest, AFullQueueGets429) {
     // One at a time, so each is queued before the next arrives.
     while (server.api().engineLoop().numUnfinished() < i + 1) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+  // The first runs (about 250 decode steps); the other three wait in the scheduler.
+  while (server.api().engineLoop().numWaiting() < 3) std::this_thread::sleep_for(std::chrono::microseconds(100));
   expectError(server.post("/v1/completions", {{"prompt", "x"}, {"max_tokens", 1}}), 429, "", "busy");
   for (auto& t : load) t.join();
   EXPECT_EQ(ok.load(), kLoad);

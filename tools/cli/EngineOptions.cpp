@@ -18,6 +18,7 @@
 #include "ir/Error.h"
 #include "passes/CompilePipeline.h"
 #include "runtime/BlockPool.h"
+#include "runtime/GenerationDefaults.h"
 
 namespace pagedc::cli {
 
@@ -58,7 +59,7 @@ void EngineOptions::addTo(CLI::App& command) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   command.add_option("--max-num-seqs", maxNumSeqs, "sequences running at once")->capture_default_str()->check(CLI::PositiveNumber);
-  command.add_option("--max-model-len", maxModelLen, "longest prompt + output (default: the model's maximum positions)")->check(CLI::NonNegativeNumber);
+  command.add_option("--max-model-len", maxModelLen, "longest prompt + output (default: the model's position table, capped at config.json's max_position_embeddings)")->check(CLI::NonNegativeNumber);
   command.add_option("--preemption-mode", preemptionMode, "when blocks run out: recompute or swap the newest request")
       ->capture_default_str()
       ->check(CLI::IsMember({"recompute", "swap"}));
@@ -103,7 +104,11 @@ LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options, Detoke
          "'; this build runs the cpu target (compile with --target cpu)");
   const int64_t bytesPerBlock = facts.kvBytesPerToken() * facts.blockSize;
   cpu::CpuRunnerConfig config;
-  config.maxModelLen = options.maxModelLen > 0 ? options.maxModelLen : (facts.maxPositions > 0 ? facts.maxPositions : 2048);
+  // Default context: the position table's rows, but no more than the trained context config.json
+  // names (a rotary table can be longer than what the model has learnt to use).
+  int64_t modelLen = facts.maxPositions > 0 ? facts.maxPositions : 2048;
+  if (auto trained = readGenerationDefaults(artifact.path).maxPositionEmbeddings) modelLen = std::min(modelLen, *trained);
+  config.maxModelLen = options.maxModelLen > 0 ? options.maxModelLen : modelLen;
   if (options.kvCacheMemory.empty()) {
     // The pool is zeroed at start (its pages faulted in), so a default larger than any schedule
     // can fill would only cost start-up time.
