@@ -11,7 +11,8 @@ std::string modelsDir() {
   return std::string(PAGEDC_SOURCE_DIR) + "/models";
 }
 
-std::string defaultOnnxModel() { return modelsDir() + "/fixtures/llama-past/model.onnx"; }
+// A tiny Llama trained on the `fortunes` quotations, with its tokenizer (models/README.md).
+std::string defaultOnnxModel() { return modelsDir() + "/default/model.onnx"; }
 
 std::string defaultArtifactPath(const std::string& onnxModel) {
   std::filesystem::path model = std::filesystem::absolute(onnxModel).lexically_normal();
