@@ -128,7 +128,7 @@ std::string Engine::completionText(const RequestState& r, const Completion& c) c
   std::unique_ptr<TokenTextStream> stream = config_.detokenize(r.params);
   std::string text;
   for (TokenId t : tokens) text += stream->push(t);
-  return text;
+  return text + stream->finish();
 }
 
 std::vector<RequestOutput> Engine::step() {
@@ -235,8 +235,12 @@ std::vector<RequestOutput> Engine::step() {
   for (const FinishedSequence& f : result.finishedSequences) seqFinished[f.seq] = f.reason;
   for (const Sampled& e : sampled) {
     RequestState& r = requests_.at(e.request);
-    if (!r.streamed) continue;
     SeqState& ss = r.seqs[e.seq];
+    // A sequence that ended on an incomplete character (max_tokens mid-way through it) ends with
+    // what the detokenizer held back, as decoding the whole output would; a stop string's cut
+    // already ended the text.
+    if (ss.text && !e.stopString && seqFinished.count(e.seq)) ss.checker->appendFinalText(ss.text->finish());
+    if (!r.streamed) continue;
     CompletionOutput c;
     c.index = e.sampleIndex;
     c.tokens = {e.token};

@@ -28,6 +28,8 @@ class TokenTextStream {
 public:
   virtual ~TokenTextStream() = default;
   virtual std::string push(TokenId id) = 0;
+  // At the sequence's end: whatever push held back (an incomplete character, as U+FFFD).
+  virtual std::string finish() { return {}; }
 };
 
 // Makes one stream per sequence (the request's parameters say e.g. whether special tokens are

@@ -34,6 +34,8 @@ public:
 
   // The output text so far (cut at a matched stop string).
   const std::string& text() const { return text_; }
+  // Text that arrives after the last token (the detokenizer's held-back bytes at the end).
+  void appendFinalText(std::string_view text) { text_ += text; }
   // How much of text() may be streamed to the client now: a stop string that is still being
   // completed by later tokens must never have been sent, so the last (longest stop - 1) bytes are
   // held back, moved back to a UTF-8 character boundary. All of it once the sequence has finished.

@@ -13,6 +13,7 @@ public:
     if (id < 0 || static_cast<std::size_t>(id) >= vocabSize_) return {};
     return stream_.push(static_cast<int32_t>(id));
   }
+  std::string finish() override { return stream_.finish(); }
 
 private:
   std::size_t vocabSize_;

@@ -492,6 +492,41 @@ TEST(EngineTest, StopStringsNeedADetokenizerAndCutTheText) {
   EXPECT_EQ(streamed, c.text);
 }
 
+// A detokenizer that holds every token back until the end (as an incomplete character is held).
+struct HoldingStream final : TokenTextStream {
+  std::string held;
+  std::string push(TokenId t) override {
+    held += "<" + std::to_string(t) + ">";
+    return {};
+  }
+  std::string finish() override { return std::exchange(held, {}); }
+};
+
+TEST(EngineTest, TextHeldBackByTheDetokenizerComesOutAtTheEnd) {
+  const auto& fx = fixture("llama");
+  auto runner = makeRunner(fx, 64);
+  EngineConfig config;
+  config.detokenize = [](const SamplingParams&) -> std::unique_ptr<TokenTextStream> { return std::make_unique<HoldingStream>(); };
+  Engine engine(runner, config);
+  SamplingParams p = greedyParams(3, -1);
+  p.eosTokenIds.clear();
+  p.n = 1;
+  engine.addRequest("h", {1, 2, 3}, p);
+  std::string streamed;
+  std::map<RequestId, RequestOutput> all;
+  while (engine.hasUnfinished())
+    for (const RequestOutput& o : engine.step()) {
+      for (const auto& c : o.completions) streamed += c.text;
+      all[o.requestId].append(o);
+    }
+  const auto& c = all.at("h").completions.at(0);
+  ASSERT_EQ(c.tokens.size(), 3u);
+  std::string expected;
+  for (TokenId t : c.tokens) expected += "<" + std::to_string(t) + ">";
+  EXPECT_EQ(c.text, expected);
+  EXPECT_EQ(streamed, expected);
+}
+
 // (f) Bad input names the field; nothing is queued.
 TEST(EngineTest, InvalidRequestsNameTheField) {
   const auto& fx = fixture("llama");
