@@ -472,9 +472,13 @@ Tokenizer Tokenizer::fromJson(std::string_view jsonText, const std::string& sour
     loadDecoder(L, root["decoder"], "decoder", t.decoder);
     for (const auto& step : t.decoder) t.decoderHasByteFallback |= step.kind == DecoderStep::ByteFallback;
   }
-  // Normalized added tokens are matched in normalized text, as their normalized form.
-  for (auto& token : t.added)
-    if (token.normalized) token.content = t.normalize(token.content);
+  // Normalized added tokens are matched in normalized text, as their normalized form, and (as in
+  // `tokenizers`) decode and idToToken give that form; tokenToId takes the original content.
+  for (auto& token : t.added) {
+    if (!token.normalized) continue;
+    token.content = t.normalize(token.content);
+    t.addedById[token.id] = token.content;
+  }
   std::stable_sort(t.added.begin(), t.added.end(),
                    [](const AddedToken& x, const AddedToken& y) { return x.content.size() > y.content.size(); });
   return Tokenizer(std::move(impl));
