@@ -20,6 +20,7 @@
 #include "runtime/GenerationDefaults.h"
 #include "runtime/cpu/CpuModelRunner.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "GenerateGoldens.h"
 
 namespace pagedc {
 namespace {
@@ -131,16 +132,7 @@ TEST(DefaultModelTest, BeamSearchMatchesTransformersOnCpu) {
   Engine engine(*runner);
   int i = 0;
   for (const auto& c : gen["beam"]) {
-    SamplingParams p;
-    p.temperature = 0.0;
-    p.useBeamSearch = true;
-    p.bestOf = c["num_beams"].get<int64_t>();
-    p.n = c["num_return_sequences"].get<int64_t>();
-    p.lengthPenalty = c["length_penalty"].get<double>();
-    const auto& es = c["early_stopping"];
-    p.earlyStopping = es.is_string() ? EarlyStopping::Never : (es.get<bool>() ? EarlyStopping::Immediate : EarlyStopping::Heuristic);
-    p.maxTokens = c["max_new_tokens"].get<int64_t>();
-    p.eosTokenIds = {gen["eos_token_id"].get<int64_t>()};
+    SamplingParams p = testing::beamParams(c, gen["eos_token_id"].get<int64_t>());
     engine.addRequest("beam" + std::to_string(i++), prompt(gen, c), p);
   }
   auto outputs = runAll(engine);

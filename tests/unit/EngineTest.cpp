@@ -19,6 +19,7 @@
 #include "ir/Error.h"
 #include "passes/CompilePipeline.h"
 #include "runtime/Engine.h"
+#include "GenerateGoldens.h"
 #include "runtime/ReferenceModelRunner.h"
 #include "runtime/cpu/CpuModelRunner.h"
 
@@ -101,19 +102,8 @@ SamplingParams greedyParams(int64_t maxTokens, int64_t eos) {
   return p;
 }
 
-SamplingParams beamParams(const nlohmann::json& c, int64_t eos) {
-  SamplingParams p;
-  p.temperature = 0.0;
-  p.useBeamSearch = true;
-  p.bestOf = c["num_beams"].get<int64_t>();
-  p.n = c["num_return_sequences"].get<int64_t>();
-  p.lengthPenalty = c["length_penalty"].get<double>();
-  const auto& es = c["early_stopping"];
-  p.earlyStopping = es.is_string() ? EarlyStopping::Never : (es.get<bool>() ? EarlyStopping::Immediate : EarlyStopping::Heuristic);
-  p.maxTokens = c["max_new_tokens"].get<int64_t>();
-  p.eosTokenIds = {eos};
-  return p;
-}
+using testing::beamParams;
+using testing::runCollectingText;
 
 // What a request must produce: its completions' tokens (and beam scores), and the finish reason
 // of the first completion.
@@ -467,12 +457,7 @@ TEST(EngineTest, StopStringsNeedADetokenizerAndCutTheText) {
   Engine engine(runner, config);
   engine.addRequest("s", prompt, p);
   std::string streamed;
-  std::map<RequestId, RequestOutput> all;
-  while (engine.hasUnfinished())
-    for (const RequestOutput& o : engine.step()) {
-      for (const auto& c : o.completions) streamed += c.text;
-      all[o.requestId].append(o);
-    }
+  std::map<RequestId, RequestOutput> all = runCollectingText(engine, streamed);
   const auto& c = all.at("s").completions.at(0);
   // The first occurrence of golden[3] golden[4] may come earlier than index 3 in the golden.
   size_t end = 0;
@@ -513,12 +498,7 @@ TEST(EngineTest, TextHeldBackByTheDetokenizerComesOutAtTheEnd) {
   p.n = 1;
   engine.addRequest("h", {1, 2, 3}, p);
   std::string streamed;
-  std::map<RequestId, RequestOutput> all;
-  while (engine.hasUnfinished())
-    for (const RequestOutput& o : engine.step()) {
-      for (const auto& c : o.completions) streamed += c.text;
-      all[o.requestId].append(o);
-    }
+  std::map<RequestId, RequestOutput> all = runCollectingText(engine, streamed);
   const auto& c = all.at("h").completions.at(0);
   ASSERT_EQ(c.tokens.size(), 3u);
   std::string expected;
