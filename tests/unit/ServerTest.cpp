@@ -638,6 +638,23 @@ TEST(ServerTest, ModelsHealthTokenizeDetokenizeAndMetrics) {
     EXPECT_NE(metrics->body.find(name), std::string::npos) << name;
 }
 
+TEST(ServerTest, ChatTemplateJinjaFileOverridesTheConfigsTemplate) {
+  // Newer transformers save the template as chat_template.jinja beside tokenizer_config.json.
+  const fs::path dir = fs::temp_directory_path() / ("pagedc_chat_jinja_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::copy_file(kModelDir / "tokenizer.json", dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  fs::copy_file(kModelDir / "tokenizer_config.json", dir / "tokenizer_config.json", fs::copy_options::overwrite_existing);
+  std::ofstream(dir / "chat_template.jinja") << "{% for m in messages %}[{{ m.role }}]{% for part in m.content %}{{ part.text }}{% endfor %}{% endfor %}";
+  ServedModel model = ServedModel::load(dir.string(), "x", 2048, 256);
+  ASSERT_TRUE(model.chatTemplate);
+  EXPECT_TRUE(model.chatTemplateIteratesContent);  // it loops over content parts: they stay a list
+  nlohmann::ordered_json messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])");
+  EXPECT_EQ(renderChat(messages, model, false, false, nullptr, nullptr), "[user]ab");
+  fs::remove_all(dir);
+  // The default model's own template prints content as a string: parts are joined for it.
+  EXPECT_FALSE(sharedServer().model().chatTemplateIteratesContent);
+}
+
 // ---- shutdown -----------------------------------------------------------------------------------
 
 // Streams `clients` requests, stops the server once all have tokens, and returns each stream.
