@@ -57,10 +57,15 @@ const char* statusType(int status) {
   }
 }
 
-// A request the scheduler can never run (larger than the KV cache): the engine reports it finished
-// as rejected, with the reason in its message.
-bool rejected(const RequestOutput& out) {
-  return out.finished && std::ranges::any_of(out.completions, [](const CompletionOutput& c) { return c.finishReason == FinishReason::Rejected; });
+// What a mailbox item says went wrong, if anything: the engine refused or failed the request (503
+// while shutting down, else 500), or the scheduler can never run it (larger than the KV cache: the
+// engine reports it finished as rejected, with the reason in its message).
+std::optional<HttpError> itemError(const Mailbox::Item& item, bool draining) {
+  if (item.error) return HttpError(draining ? 503 : 500, *item.error, draining ? "service_unavailable" : "internal_error");
+  const RequestOutput& out = item.output;
+  if (out.finished && std::ranges::any_of(out.completions, [](const CompletionOutput& c) { return c.finishReason == FinishReason::Rejected; }))
+    return HttpError(400, out.message, "invalid_request_error", "prompt");
+  return std::nullopt;
 }
 
 // Decrements the active-request count when the last owner (handler or stream) lets go.
@@ -238,8 +243,7 @@ void ApiServer::handleGeneration(const httplib::Request& req, httplib::Response&
     try {
       engine_.validateRequest(job.prompts[i].ids, job.params);
     } catch (const Error& e) {
-      std::string message = e.what();
-      throw badField(message.substr(0, message.find_first_of(" [")), message);
+      throw badFieldFromMessage(e.what());
     }
   }
   if (draining_) throw HttpError(503, "the server is shutting down", "service_unavailable");
@@ -265,14 +269,9 @@ void ApiServer::handleGeneration(const httplib::Request& req, httplib::Response&
       items.clear();
       mailbox->wait(items, std::chrono::milliseconds(500));
       for (Mailbox::Item& item : items) {
-        if (item.error) {
-          error = HttpError(draining_ ? 503 : 500, *item.error, draining_ ? "service_unavailable" : "internal_error");
-          --unfinished;
-          continue;
-        }
-        if (rejected(item.output)) error = HttpError(400, item.output.message, "invalid_request_error", "prompt");
-        if (item.output.finished) --unfinished;
-        merged[promptIndexOf(item.requestId)].append(item.output);
+        if (auto e = itemError(item, draining_)) error = std::move(e);
+        if (item.error || item.output.finished) --unfinished;
+        if (!item.error) merged[promptIndexOf(item.requestId)].append(item.output);
       }
     }
     if (error) throw *error;
@@ -304,10 +303,7 @@ void ApiServer::handleGeneration(const httplib::Request& req, httplib::Response&
         }
         std::string out;
         for (Mailbox::Item& item : items) {
-          std::optional<HttpError> error;
-          if (item.error) error = HttpError(draining_ ? 503 : 500, *item.error, draining_ ? "service_unavailable" : "internal_error");
-          else if (rejected(item.output)) error = HttpError(400, item.output.message, "invalid_request_error", "prompt");
-          if (error) {
+          if (std::optional<HttpError> error = itemError(item, draining_)) {
             // Headers are sent: the error goes in the stream, as vLLM sends it.
             out += sseEvent(errorBody(error->status(), error->what(), error->type(), error->param()));
           } else {

@@ -95,9 +95,11 @@ void EngineLoop::admit(std::vector<Submission>& submissions) {
     try {
       engine_.addRequest(s.id, std::move(s.prompt), s.params);
     } catch (const std::exception& e) {
+      {
+        std::lock_guard lock(mutex_);
+        --unfinished_;
+      }
       s.mailbox->post({{s.id, {}, std::string(e.what())}});
-      std::lock_guard lock(mutex_);
-      --unfinished_;
       continue;
     }
     live_[s.id] = Live{std::move(s.mailbox), s.arrival, std::nullopt, promptTokens, 0};
@@ -136,9 +138,13 @@ void EngineLoop::deliver(std::vector<RequestOutput>& outputs) {
     RequestId id = out.requestId;
     post.second.push_back({std::move(id), std::move(out), std::nullopt});
   }
+  {
+    // Counted as finished before a handler can see the end, so numUnfinished() never lags a
+    // response the client already has.
+    std::lock_guard lock(mutex_);
+    unfinished_ -= finished;
+  }
   for (auto& [raw, post] : posts) post.first->post(std::move(post.second));
-  std::lock_guard lock(mutex_);
-  unfinished_ -= finished;
 }
 
 void EngineLoop::failEverything(const std::string& message) {
@@ -184,11 +190,14 @@ void EngineLoop::run() {
       failEverything(e.what());
       return;
     }
+    {
+      // Before the outputs go out, so a client that has its answer sees the engine after it.
+      std::lock_guard lock(mutex_);
+      engineWaiting_ = engine_.scheduler().numWaiting();
+      stats_ = engine_.stats();
+    }
     deliver(outputs);
     metrics_.observeEngine(engine_, 0);
-    std::lock_guard lock(mutex_);
-    engineWaiting_ = engine_.scheduler().numWaiting();
-    stats_ = engine_.stats();
   }
 }
 

@@ -31,4 +31,10 @@ inline HttpError badField(const std::string& field, const std::string& message) 
   return HttpError(400, message, "invalid_request_error", field);
 }
 
+// 400 for a validation message that starts with the field it is about ("temperature must be >= 0,
+// got -1", "prompt[2] must be a token id ..."), as SamplingParams and the engine write them.
+inline HttpError badFieldFromMessage(const std::string& message) {
+  return badField(message.substr(0, message.find_first_of(" [")), message);
+}
+
 }  // namespace pagedc::server

@@ -97,9 +97,7 @@ void validateParams(GenerationJob& job, const ServedModel& model) {
   try {
     job.params.validate(model.vocabSize);
   } catch (const Error& e) {
-    std::string message = e.what();
-    size_t end = message.find_first_of(" [");
-    throw badField(message.substr(0, end), message);
+    throw badFieldFromMessage(e.what());
   }
 }
 
