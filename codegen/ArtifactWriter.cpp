@@ -185,6 +185,24 @@ ArtifactManifest writeArtifact(const Graph& graph, const ArtifactContents& conte
     for (const char* name : kTokenizerFiles)
       if (fs::is_regular_file(source.parent_path() / name, ec)) manifest.files[name] = copyFile(source.parent_path() / name, staged / name);
   }
+  if (!contents.kernels.empty()) {
+    // kernels/sm_<arch>/<kernel>-<first 16 hex digits of SHA-256(key)>.cubin: readable, and unique
+    // per (key, arch).
+    for (const ArtifactKernel& kernel : contents.kernels) {
+      const std::string kernelName = kernel.key.substr(0, kernel.key.find(':'));
+      const std::string file = "kernels/sm_" + std::to_string(kernel.arch) + "/" + kernelName + "-" +
+                               sha256Hex(kernel.key.data(), kernel.key.size()).substr(0, 16) + ".cubin";
+      if (manifest.files.count(file)) fail(outputPath, ": kernel ", kernel.key, " for sm_", kernel.arch, " is given twice");
+      fs::create_directories((staged / file).parent_path(), ec);
+      if (ec) fail((staged / file).parent_path().string(), ": cannot create: ", ec.message());
+      HashedWriter out(staged / file);
+      out.write(kernel.cubin.data(), kernel.cubin.size());
+      const FileEntry entry = out.finish();
+      manifest.files[file] = entry;
+      manifest.kernels.push_back({kernel.key, kernel.arch, kernel.entry, file, entry.bytes, entry.sha256});
+    }
+    syncPath(staged / "kernels", true);
+  }
   writeTextFile(staged / kManifestFile, printManifest(manifest));
   syncPath(staged, true);
   publish(staged, target);

@@ -4,12 +4,21 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ir/Graph.h"
 #include "ir/ModelFacts.h"
 #include "runtime/ArtifactManifest.h"
 
 namespace pagedc {
+
+// A compiled kernel to store in the artifact's kernels/ directory (manifest "kernels").
+struct ArtifactKernel {
+  std::string key;    // KernelKey::str()
+  int arch = 0;       // 80, 86, 89, 90
+  std::string entry;  // lowered entry name
+  std::vector<char> cubin;
+};
 
 // What the compiler knows that the graph does not carry; the writer adds the rest of the manifest
 // (inputs and outputs, the weight index, checksums, versions).
@@ -19,6 +28,7 @@ struct ArtifactContents {
   ModelFacts facts;
   std::map<std::string, int64_t> opCountsBefore;
   std::map<std::string, int64_t> opCountsAfter;
+  std::vector<ArtifactKernel> kernels;  // --target cuda: cubins of every variant the model needs, per arch
 };
 
 // Throws Error when `outputPath` holds something writeArtifact would refuse to replace: callers

@@ -109,7 +109,7 @@ ordered_json manifestToJson(const ArtifactManifest& manifest) {
                        {"bytes", weight.bytes}});
   ordered_json files = ordered_json::object();
   for (const auto& [name, file] : manifest.files) files[name] = {{"bytes", file.bytes}, {"sha256", file.sha256}};
-  return {
+  ordered_json result = {
       {"format", kArtifactFormatName},
       {"format_version", manifest.formatVersion},
       {"pagedc_version", manifest.pagedcVersion},
@@ -125,6 +125,19 @@ ordered_json manifestToJson(const ArtifactManifest& manifest) {
       {"weights", {{"file", kWeightsFile}, {"alignment", kWeightAlignment}, {"tensors", weights}}},
       {"files", files},
   };
+  // Only CUDA artifacts with precompiled kernels have the key, so CPU manifests are unchanged.
+  if (!manifest.kernels.empty()) {
+    ordered_json kernels = ordered_json::array();
+    for (const KernelEntry& kernel : manifest.kernels)
+      kernels.push_back({{"key", kernel.key},
+                         {"arch", kernel.arch},
+                         {"entry", kernel.entry},
+                         {"file", kernel.file},
+                         {"bytes", kernel.bytes},
+                         {"sha256", kernel.sha256}});
+    result["kernels"] = kernels;
+  }
+  return result;
 }
 
 ArtifactManifest manifestFromJson(const json& j, const std::string& sourceName) {
@@ -165,6 +178,19 @@ ArtifactManifest manifestFromJson(const json& j, const std::string& sourceName) 
     }
     for (const auto& [name, file] : j.at("files").items())
       manifest.files[name] = {file.at("bytes").get<uint64_t>(), file.at("sha256").get<std::string>()};
+    if (j.contains("kernels")) {
+      for (const json& k : j.at("kernels")) {
+        KernelEntry entry;
+        entry.key = k.at("key").get<std::string>();
+        entry.arch = k.at("arch").get<int>();
+        entry.entry = k.at("entry").get<std::string>();
+        entry.file = k.at("file").get<std::string>();
+        entry.bytes = k.at("bytes").get<uint64_t>();
+        entry.sha256 = k.at("sha256").get<std::string>();
+        if (!manifest.files.count(entry.file)) fail("kernel ", entry.key, " for sm_", entry.arch, ": its file ", entry.file, " is not listed in \"files\"");
+        manifest.kernels.push_back(std::move(entry));
+      }
+    }
   } catch (const json::exception& e) {
     fail(sourceName, ": ", e.what());
   } catch (const Error& e) {

@@ -54,6 +54,17 @@ struct FileEntry {
   std::string sha256;  // lowercase hex
 };
 
+// A precompiled CUDA kernel in the artifact's kernels/ directory (`pagedc compile --target cuda`):
+// the cubin of one specialisation key for one GPU architecture. Its file is also in `files`.
+struct KernelEntry {
+  std::string key;    // KernelKey::str(): "rms_norm:dtype=f16,threads=256"
+  int arch = 0;       // compute capability the cubin is for: 80, 86, 89, 90
+  std::string entry;  // the kernel's (lowered) name in the cubin
+  std::string file;   // relative to the artifact: "kernels/sm_90/rms_norm-0123456789abcdef.cubin"
+  uint64_t bytes = 0;
+  std::string sha256;
+};
+
 struct ArtifactManifest {
   int formatVersion = kArtifactFormatVersion;
   std::string pagedcVersion;
@@ -67,6 +78,7 @@ struct ArtifactManifest {
   std::vector<ArtifactValue> outputs;
   std::vector<WeightEntry> weights;
   std::map<std::string, FileEntry> files;  // by name inside the artifact directory
+  std::vector<KernelEntry> kernels;        // empty unless compiled for a CUDA target with kernels
 
   int64_t parameterCount() const;
   uint64_t parameterBytes() const;

@@ -11,5 +11,9 @@ void addInspectCommand(CLI::App& app);
 void addRunOnnxCommand(CLI::App& app);
 void addServeCommand(CLI::App& app);
 void addVersionCommand(CLI::App& app);
+// `pagedc kernels list|emit|build|bench|check` (tools/cli/KernelsCommand.cpp).
+void addKernelsCommand(CLI::App& app);
+// `pagedc kernels check`, registered by the `kernels` command (tools/cli/KernelsCheckCommand.cpp).
+void addKernelsCheckCommand(CLI::App& kernels);
 
 }  // namespace pagedc::cli

@@ -1,5 +1,5 @@
-// The engine flags `pagedc generate` (and later `serve` and `bench`) share, and building the CPU
-// runner and engine configuration from them.
+// The engine flags `pagedc generate` and `serve` share, and building the runner (CPU or CUDA,
+// --device) and engine configuration from them.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -10,12 +10,13 @@
 
 #include "runtime/Artifact.h"
 #include "runtime/Engine.h"
-#include "runtime/cpu/CpuModelRunner.h"
+#include "runtime/ModelRunner.h"
 
 namespace pagedc::cli {
 
 struct EngineOptions {
-  // Bytes with a unit, or a fraction (0, 1] of available memory; empty: 4 GiB, capped at what
+  // Bytes with a unit, or a fraction (0, 1] of available memory (CUDA: of the device memory free
+  // after loading); empty: 4 GiB (CUDA: 90% of the free device memory), capped at what
   // max_num_seqs sequences of max_model_len tokens can use.
   std::string kvCacheMemory;
   std::string swapSpace = "1GiB";
@@ -26,6 +27,9 @@ struct EngineOptions {
   bool noPrefixCaching = false;
   bool chunkedPrefill = true;
   int threads = 0;
+  std::string device = "auto";  // cpu, cuda, auto or emulated (runtime/cuda/DeviceSelection.h)
+  int cudaDevice = 0;           // which GPU
+  bool cudaGraphs = true;       // CUDA graphs for decode steps
 
   void addTo(CLI::App& command);
 };
@@ -36,11 +40,13 @@ Artifact loadModelForCommand(const std::string& path);
 
 struct LoadedEngine {
   Artifact artifact;
-  std::unique_ptr<cpu::CpuModelRunner> runner;
+  std::unique_ptr<ModelRunner> runner;
+  std::string deviceDescription;  // "cpu", or the GPU's name
   std::unique_ptr<Engine> engine;
 };
 
-// Throws Error naming the flag at fault (an unreadable size, a pool smaller than one block).
+// Throws Error naming the flag at fault (an unreadable size, a pool smaller than one block, --device
+// cuda without a usable GPU).
 // detokenize: for stop strings and streamed text (EngineConfig::detokenize); may be empty.
 LoadedEngine buildEngine(Artifact artifact, const EngineOptions& options, Detokenizer detokenize = {});
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   pagedc::cli::addCompileCommand(app);
   pagedc::cli::addGenerateCommand(app);
   pagedc::cli::addInspectCommand(app);
+  pagedc::cli::addKernelsCommand(app);
   pagedc::cli::addRunOnnxCommand(app);
   pagedc::cli::addServeCommand(app);
   pagedc::cli::addVersionCommand(app);
