@@ -14,3 +14,6 @@ config.substitutions.append(("%pagedc ", os.path.join(config.pagedc_tools_dir, "
 config.substitutions.append(("%models", os.path.join(config.pagedc_source_dir, "models")))
 config.substitutions.append(("FileCheck", config.filecheck))
 config.substitutions.append(("not ", config.not_tool + " "))
+# Tests that compile CUDA kernels (NVRTC, nvJitLink; no GPU needed) say REQUIRES: cuda-toolkit.
+if config.pagedc_cuda_jit.upper() in ("ON", "1", "TRUE", "YES"):
+    config.available_features.add("cuda-toolkit")

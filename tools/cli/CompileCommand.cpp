@@ -10,9 +10,12 @@
 #include "cli/Commands.h"
 #include "cli/DefaultModel.h"
 #include "codegen/ArtifactWriter.h"
+#include "codegen/CudaKernelBuilder.h"
+#include "codegen/NvrtcCompiler.h"
 #include "frontend/OnnxImporter.h"
 #include "ir/Error.h"
 #include "passes/CompilePipeline.h"
+#include "runtime/cuda/CudaKernelPlan.h"
 
 namespace pagedc::cli {
 
@@ -23,7 +26,26 @@ struct CompileCommandOptions {
   int64_t blockSize = 16;
   std::string dtype = "f32";
   std::string target = "cpu";
+  // --target cuda: the GPU architectures to embed cubins for. An sm_80 cubin also runs on sm_86 and
+  // sm_89 (same major version), so 80 and 90 cover every supported GPU.
+  std::string arch = "80,90";
 };
+
+// --target cuda: every kernel variant the compiled graph needs on the CUDA backend, built (through
+// the kernel cache) for each architecture, to be stored in the artifact's kernels/ directory.
+std::vector<ArtifactKernel> buildModelKernels(const Graph& graph, const ModelFacts& facts, const std::string& archList) {
+  requireCudaToolkit("pagedc compile --target cuda (embedding the model's kernels)");
+  const std::vector<int> archs = parseArchList(archList);
+  const std::vector<KernelKey> keys = cuda::requiredKernels(graph, cuda::CudaKernelChoices::forModel(facts));
+  std::vector<ArtifactKernel> kernels;
+  CudaKernelBuilder builder;
+  for (const KernelKey& key : keys) {
+    for (BuiltKernel& built : builder.build(key, archs)) {
+      kernels.push_back(ArtifactKernel{.key = key.str(), .arch = built.arch, .entry = built.entryName, .cubin = std::move(built.cubin)});
+    }
+  }
+  return kernels;
+}
 
 CompileOptions validate(const CompileCommandOptions& options) {
   CompileOptions compile;
@@ -69,12 +91,18 @@ void run(const CompileCommandOptions& options) {
   progress.stage("import " + model);
   auto graph = importOnnx(model);
   CompileResult result = compileGraph(*graph, compile, [&](std::string_view stage) { progress.stage(stage); });
+  std::vector<ArtifactKernel> kernels;
+  if (compile.target == "cuda") {
+    progress.stage("build the CUDA kernels for sm " + options.arch);
+    kernels = buildModelKernels(*graph, result.facts, options.arch);
+  }
   progress.stage("write " + output);
   ArtifactContents contents{.sourceModel = model,
                             .options = {compile.blockSize, compile.dtype, compile.target},
                             .facts = result.facts,
                             .opCountsBefore = result.opCountsBefore,
-                            .opCountsAfter = result.opCountsAfter};
+                            .opCountsAfter = result.opCountsAfter,
+                            .kernels = std::move(kernels)};
   ArtifactManifest manifest = writeArtifact(*graph, contents, output);
   std::cout << "compiled " << model << " -> " << output << " in " << std::fixed;
   std::cout.precision(2);
@@ -82,6 +110,7 @@ void run(const CompileCommandOptions& options) {
   std::cout << "  ops " << total(result.opCountsBefore) << " -> " << total(result.opCountsAfter) << ", "
             << manifest.weights.size() << " weights (" << formatBytes(manifest.parameterBytes()) << ", "
             << dtypeName(compile.dtype) << "), block size " << compile.blockSize << ", target " << compile.target << "\n";
+  if (!manifest.kernels.empty()) std::cout << "  " << manifest.kernels.size() << " CUDA kernels embedded (sm " << options.arch << ")\n";
 }
 }  // namespace
 
@@ -94,7 +123,10 @@ void addCompileCommand(CLI::App& app) {
                       "model file's stem, or its directory's name for model.onnx)");
   command->add_option("--block-size", options->blockSize, "tokens per KV cache block: 8, 16 or 32")->capture_default_str();
   command->add_option("--dtype", options->dtype, "weights and KV cache: f32, bf16 or f16")->capture_default_str();
-  command->add_option("--target", options->target, "cpu or cuda")->capture_default_str();
+  command->add_option("--target", options->target, "cpu or cuda (cuda also embeds the model's kernels, compiled with NVRTC)")
+      ->capture_default_str();
+  command->add_option("--arch", options->arch, "--target cuda: GPU architectures to embed cubins for (80, 86, 89, 90)")
+      ->capture_default_str();
   command->callback([options] { run(*options); });
 }
 

@@ -119,6 +119,21 @@ void printText(const Artifact& artifact, const KvCapacity& kv) {
     for (const std::string& variant : f.kernelVariants) out << " " << variant;
     out << "\n";
   }
+  if (!m.kernels.empty()) {
+    // `pagedc compile --target cuda`: cubins per architecture, used before the JIT.
+    std::map<int, std::pair<int64_t, uint64_t>> perArch;
+    for (const KernelEntry& kernel : m.kernels) {
+      perArch[kernel.arch].first += 1;
+      perArch[kernel.arch].second += kernel.bytes;
+    }
+    out << "cuda:       ";
+    const char* separator = "";
+    for (const auto& [arch, counts] : perArch) {
+      out << separator << "sm_" << arch << " " << counts.first << " cubins (" << formatBytes(counts.second) << ")";
+      separator = ", ";
+    }
+    out << "\n";
+  }
 
   std::map<std::string, std::pair<int64_t, int64_t>> rows;
   for (const auto& [op, count] : m.opCountsBefore) rows[op].first = count;
