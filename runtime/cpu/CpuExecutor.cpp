@@ -12,6 +12,7 @@
 #include "ir/HalfFloat.h"
 #include "ir/Interpreter.h"
 #include "ir/OpDef.h"
+#include "runtime/CompiledDim.h"
 #include "runtime/cpu/Gemm.h"
 #include "runtime/cpu/KvCacheWriteKernel.h"
 #include "runtime/cpu/PagedAttentionKernel.h"
@@ -25,36 +26,6 @@ namespace {
 constexpr size_t kAlignment = 64;
 
 size_t alignUp(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
-
-// A dimension polynomial compiled against the executor's symbol table: evaluation allocates nothing.
-struct CompiledDim {
-  struct Term {
-    int64_t coefficient = 0;
-    std::vector<int> symbols;  // repeated for powers
-  };
-  std::vector<Term> terms;
-
-  int64_t evaluate(const std::vector<int64_t>& values) const {
-    int64_t total = 0;
-    for (const Term& term : terms) {
-      int64_t product = term.coefficient;
-      for (int s : term.symbols) product *= values[static_cast<size_t>(s)];
-      total += product;
-    }
-    return total;
-  }
-  // An upper bound for symbols in [0, bound]: positive terms at the bounds, negative ones at 0.
-  int64_t upperBound(const std::vector<int64_t>& bounds) const {
-    int64_t total = 0;
-    for (const Term& term : terms) {
-      if (term.coefficient < 0 && !term.symbols.empty()) continue;
-      int64_t product = term.coefficient;
-      for (int s : term.symbols) product *= bounds[static_cast<size_t>(s)];
-      total += product;
-    }
-    return std::max<int64_t>(total, 0);
-  }
-};
 
 enum class SlotKind {
   Unused,   // not needed for the outputs
@@ -159,26 +130,9 @@ struct CpuExecutor::Plan {
   Slot& slot(const Value* v) { return slots[static_cast<size_t>(slotOf.at(v))]; }
   int slotIndex(const Value* v) const { return v ? slotOf.at(v) : -1; }
 
-  int symbolIndex(const std::string& name) {
-    auto it = std::ranges::find(symbols, name);
-    if (it != symbols.end()) return static_cast<int>(it - symbols.begin());
-    symbols.push_back(name);
-    return static_cast<int>(symbols.size() - 1);
-  }
+  int symbolIndex(const std::string& name) { return pagedc::symbolIndex(symbols, name); }
 
-  std::optional<CompiledDim> compileDim(const Dim& dim) const {
-    CompiledDim compiled;
-    for (const auto& [monomial, coefficient] : dim.terms()) {
-      CompiledDim::Term term{coefficient, {}};
-      for (const std::string& name : monomial) {
-        auto it = std::ranges::find(symbols, name);
-        if (it == symbols.end()) return std::nullopt;
-        term.symbols.push_back(static_cast<int>(it - symbols.begin()));
-      }
-      compiled.terms.push_back(std::move(term));
-    }
-    return compiled;
-  }
+  std::optional<CompiledDim> compileDim(const Dim& dim) const { return pagedc::compileDim(dim, symbols); }
 
   // --- Static values ---------------------------------------------------------------------------
 

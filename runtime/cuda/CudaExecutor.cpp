@@ -10,6 +10,7 @@
 #include "ir/Error.h"
 #include "ir/Interpreter.h"
 #include "ir/OpDef.h"
+#include "runtime/CompiledDim.h"
 #include "templates/kernel_params.h"
 
 namespace pagedc::cuda {
@@ -20,36 +21,6 @@ constexpr size_t kAlignment = 256;  // cuMemAlloc's alignment; cuBLASLt and the 
 constexpr size_t kMaxRank = static_cast<size_t>(pagedc::kMaxCopyRank);
 
 size_t alignUp(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
-
-// A dimension polynomial over the executor's symbols: evaluating it allocates nothing.
-struct CompiledDim {
-  struct Term {
-    int64_t coefficient = 0;
-    std::vector<int> symbols;  // repeated for powers
-  };
-  std::vector<Term> terms;
-
-  int64_t evaluate(const std::vector<int64_t>& values) const {
-    int64_t total = 0;
-    for (const Term& term : terms) {
-      int64_t product = term.coefficient;
-      for (int s : term.symbols) product *= values[static_cast<size_t>(s)];
-      total += product;
-    }
-    return total;
-  }
-  // An upper bound for symbols in [0, bound]: positive terms at the bounds, negative ones at 0.
-  int64_t upperBound(const std::vector<int64_t>& bounds) const {
-    int64_t total = 0;
-    for (const Term& term : terms) {
-      if (term.coefficient < 0 && !term.symbols.empty()) continue;
-      int64_t product = term.coefficient;
-      for (int s : term.symbols) product *= bounds[static_cast<size_t>(s)];
-      total += product;
-    }
-    return std::max<int64_t>(total, 0);
-  }
-};
 
 enum class SlotKind { Unused, Input, Static, Arena, View, Host };  // Host: computed on the host each step, uploaded
 
@@ -178,26 +149,9 @@ struct CudaExecutor::Plan {
   Slot& slot(int index) { return slots[static_cast<size_t>(index)]; }
   int slotIndex(const Value* v) const { return v ? slotOf.at(v) : -1; }
 
-  int symbolIndex(const std::string& name) {
-    auto it = std::ranges::find(symbols, name);
-    if (it != symbols.end()) return static_cast<int>(it - symbols.begin());
-    symbols.push_back(name);
-    return static_cast<int>(symbols.size() - 1);
-  }
+  int symbolIndex(const std::string& name) { return pagedc::symbolIndex(symbols, name); }
 
-  std::optional<CompiledDim> compileDim(const Dim& dim) const {
-    CompiledDim compiled;
-    for (const auto& [monomial, coefficient] : dim.terms()) {
-      CompiledDim::Term term{coefficient, {}};
-      for (const std::string& name : monomial) {
-        auto it = std::ranges::find(symbols, name);
-        if (it == symbols.end()) return std::nullopt;
-        term.symbols.push_back(static_cast<int>(it - symbols.begin()));
-      }
-      compiled.terms.push_back(std::move(term));
-    }
-    return compiled;
-  }
+  std::optional<CompiledDim> compileDim(const Dim& dim) const { return pagedc::compileDim(dim, symbols); }
 
   // --- Static values ----------------------------------------------------------------------------
 
