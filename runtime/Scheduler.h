@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "runtime/BlockManager.h"
+#include "runtime/KvPolicy.h"
+#include "runtime/KvReservation.h"
 #include "runtime/Sampler.h"
 #include "runtime/SamplingParams.h"
 #include "runtime/SequenceGroup.h"
@@ -33,7 +35,33 @@ struct SchedulerConfig {
   // Bound on prompt + output when a request leaves maxTokens unset; 0 means no bound (and then
   // such a request is rejected, as it could never finish by length).
   int64_t maxModelLen = 0;
+  // How KV memory is handed out (runtime/KvPolicy.h). The reservation policies admit a group only
+  // when each of its sequences (best_of samples, beams) can reserve its chunk from a KvReservation of
+  // reservationCapacity slots, never preempt, and skip the prefix cache; Static also admits nothing
+  // while any group runs or is swapped.
+  KvPolicy kvPolicy = KvPolicy::Paged;
+  // Reservation policies: the KV budget in token slots; 0 means the block manager's device slots.
+  // The block manager's pool must exceed it by a block per sequence (maxNumSeqs) so that blocks never
+  // run out before reservations do (the reservation, not the pages, is the policy's memory).
+  int64_t reservationCapacity = 0;
 };
+
+// The KV budget by what its slots hold now: the categories of the PagedAttention paper's Figure 2.
+// The fields other than the flag sum to capacitySlots.
+struct KvUsage {
+  int64_t capacitySlots = 0;
+  int64_t tokenSlots = 0;     // hold a computed token of a running sequence (a shared slot counted once)
+  int64_t reservedSlots = 0;  // reserved for tokens running sequences may still compute (up to prompt + max_tokens)
+  // Allocated but never to hold a token: reservation past prompt + max_tokens, and the reservations
+  // of finished samples of a running group; paged: the unfilled slots of partly filled blocks.
+  int64_t internalFragmentation = 0;
+  // Free, yet the head of the waiting queue was left waiting for lack of room in the last
+  // schedule() (reservation policies: no contiguous range long enough). Paged: always 0.
+  int64_t externalFragmentation = 0;
+  int64_t freeSlots = 0;  // the rest (paged: free and evictable cached blocks)
+  bool admissionBlockedByMemory = false;  // the last schedule() left the waiting head queued for lack of KV memory
+};
+
 
 // One sequence's work in a step: the tokens it computes, in the order of RaggedInterface's inputs.
 struct ScheduledSequence {
@@ -162,6 +190,8 @@ public:
   // Requests finished by rejection or abort since the last call (onStepDone reports the others).
   std::vector<FinishedRequest> takeDropped();
   const SchedulerConfig& config() const { return config_; }
+  // The KV budget's breakdown now (after the last schedule() or onStepDone()).
+  KvUsage kvUsage() const;
 
 private:
   using GroupPtr = std::unique_ptr<SequenceGroup>;
