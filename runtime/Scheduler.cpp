@@ -41,6 +41,46 @@ Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks) : conf
     fail("scheduler: maxNumBatchedTokens must be >= 1, got ", config_.maxNumBatchedTokens);
   if (config_.maxNumSeqs < 1) fail("scheduler: maxNumSeqs must be >= 1, got ", config_.maxNumSeqs);
   if (config_.maxModelLen < 0) fail("scheduler: maxModelLen must be >= 0, got ", config_.maxModelLen);
+  if (reservesContiguously(config_.kvPolicy)) {
+    if (config_.maxModelLen == 0)
+      fail("scheduler: the ", kvPolicyName(config_.kvPolicy), " policy reserves by length and needs maxModelLen > 0");
+    if (config_.reservationCapacity < 0) fail("scheduler: reservationCapacity must be >= 0, got ", config_.reservationCapacity);
+    const auto& bm = blocks_.config();
+    reservation_.emplace(config_.reservationCapacity > 0 ? config_.reservationCapacity : bm.numDeviceBlocks * bm.blockSize);
+  }
+}
+
+int64_t Scheduler::reservationCount(const SequenceGroup& g) const {
+  // Every sample or beam the request may run: the baselines cannot share, so each holds its own range.
+  return g.params.effectiveBestOf();
+}
+
+int64_t Scheduler::reservationPerSeq(const SequenceGroup& g) const {
+  const int64_t maxTokens = g.params.maxTokens ? *g.params.maxTokens : config_.maxModelLen - g.promptLen();
+  return reservationTokens(config_.kvPolicy, g.promptLen(), std::max<int64_t>(maxTokens, 1), config_.maxModelLen);
+}
+
+bool Scheduler::reserve(const SequenceGroup& g) {
+  std::vector<int64_t> offsets;
+  const int64_t perSeq = reservationPerSeq(g);
+  for (int64_t i = 0; i < reservationCount(g); ++i) {
+    std::optional<int64_t> offset = reservation_->reserve(perSeq);
+    if (!offset) {
+      for (int64_t o : offsets) reservation_->release(o);
+      return false;
+    }
+    offsets.push_back(*offset);
+  }
+  reserved_[g.requestId] = std::move(offsets);
+  return true;
+}
+
+void Scheduler::releaseReservation(const SequenceGroup& g) {
+  if (!reservation_) return;
+  auto it = reserved_.find(g.requestId);
+  if (it == reserved_.end()) return;
+  for (int64_t offset : it->second) reservation_->release(offset);
+  reserved_.erase(it);
 }
 
 int64_t Scheduler::numRunningSeqs() const {
@@ -85,6 +125,12 @@ std::optional<std::string> Scheduler::neverFits(const SequenceGroup& g) const {
   if (needed > usable)
     return reason(longest, " tokens need ", needed, " KV cache blocks of ", bm.blockSize,
                   " tokens, but only ", usable, " can ever be available (", bm.numDeviceBlocks, " in the pool)");
+  if (reservation_) {
+    const int64_t slots = reservationCount(g) * reservationPerSeq(g);
+    if (slots > reservation_->capacity())
+      return reason(reservationCount(g), " sequences reserving ", reservationPerSeq(g), " slots each under ", kvPolicyName(config_.kvPolicy),
+                    " need ", slots, ", more than the KV budget of ", reservation_->capacity());
+  }
   if (!config_.enableChunkedPrefill) {
     // Several sequences re-prefill the prompt once, then each its output but the latest token.
     const bool viaRoot = g.numLive() > 1;
@@ -184,6 +230,7 @@ FinishedRequest makeFinished(const SequenceGroup& g, std::optional<FinishReason>
 
 void Scheduler::reject(GroupPtr g, std::string message, StepPlan* plan) {
   freeBlocks(*g);
+  releaseReservation(*g);
   g->status = RequestStatus::Finished;
   AbortedRequest aborted{g->requestId, message};
   if (plan)
@@ -319,6 +366,7 @@ void Scheduler::preempt(GroupPtr victim, StepPlan& plan) {
     // The host pool is full: recomputing later is the only way to free the device blocks now.
   }
   freeBlocks(*victim);
+  releaseReservation(*victim);  // re-admission reserves again
   victim->status = RequestStatus::Waiting;
   insertByArrival(waiting_, std::move(victim));
 }
@@ -403,6 +451,8 @@ void Scheduler::scheduleSwapped(StepPlan& plan, int64_t& budget) {
 }
 
 void Scheduler::scheduleWaiting(StepPlan& plan, int64_t& budget) {
+  // Static batching: a new batch forms only when the previous one has left entirely.
+  if (config_.kvPolicy == KvPolicy::Static && (!running_.empty() || !swapped_.empty())) return;
   while (!waiting_.empty()) {
     SequenceGroup& g = *waiting_.front();
     // A recomputed group's sequences grew by their outputs, so it is checked again.
@@ -413,15 +463,24 @@ void Scheduler::scheduleWaiting(StepPlan& plan, int64_t& budget) {
       continue;
     }
     if (numRunningSeqs() + g.maxRunningSeqs() > config_.maxNumSeqs || budget <= 0) break;
-    // Prompt logprobs need a logits row for every prompt token, so no prefix is taken from the cache.
-    const bool useCache = !g.promptLogprobsPending;
+    // Prompt logprobs need a logits row for every prompt token, so no prefix is taken from the cache;
+    // the baselines have no prefix cache.
+    const bool useCache = !g.promptLogprobsPending && !reservation_;
     Sequence* single = nullptr;
     if (g.numLive() == 1)
       for (Sequence& s : g.seqs)
         if (!s.finished()) single = &s;
     auto tokens = single ? g.allTokens(*single) : g.prompt;
     // FCFS: the head waits for room rather than letting later, smaller requests pass it.
-    if (!blocks_.canAddSequence(tokens, useCache)) break;
+    if (reservation_ && !reserve(g)) {
+      admissionBlockedByMemory_ = true;
+      break;
+    }
+    if (!blocks_.canAddSequence(tokens, useCache)) {
+      releaseReservation(g);
+      admissionBlockedByMemory_ = true;
+      break;
+    }
     if (single) {
       single->numComputed = blocks_.addSequence(single->id, tokens, useCache);
     } else {
@@ -430,7 +489,9 @@ void Scheduler::scheduleWaiting(StepPlan& plan, int64_t& budget) {
     }
     auto work = planGroup(g, budget);
     if (work.empty() || !emit(g, work, plan)) {
+      if (!work.empty()) admissionBlockedByMemory_ = true;
       freeBlocks(g);
+      releaseReservation(g);
       break;
     }
     for (const Work& w : work) budget -= w.numTokens;
@@ -446,6 +507,7 @@ StepPlan Scheduler::schedule() {
   StepPlan plan;
   plan.aborted = std::exchange(pendingRejects_, {});
   awaiting_.clear();
+  admissionBlockedByMemory_ = false;
   int64_t budget = config_.maxNumBatchedTokens;
   bool preempted = false;
   scheduleRunning(plan, budget, preempted);
@@ -492,6 +554,7 @@ void Scheduler::applyTokens(SequenceGroup& g, const std::vector<const SequenceTo
   }
   if (g.numLive() > 0) return;
   g.status = RequestStatus::Finished;
+  releaseReservation(g);
   result.finished.push_back(makeFinished(g, std::nullopt, {}));
   known_.erase(g.requestId);
   removeRunning(g);
@@ -507,6 +570,7 @@ void Scheduler::applyBeams(SequenceGroup& g, const std::vector<const BeamCandida
   if (g.beam->done()) {
     for (const Sequence& s : g.seqs) blocks_.freeSequence(s.id);
     g.status = RequestStatus::Finished;
+    releaseReservation(g);
     result.finished.push_back(makeFinished(g, std::nullopt, {}));
     known_.erase(g.requestId);
     removeRunning(g);
@@ -599,6 +663,7 @@ bool Scheduler::abort(const RequestId& id) {
     if (it == queue->end()) continue;
     SequenceGroup& g = **it;
     freeBlocks(g);
+    releaseReservation(g);
     g.status = RequestStatus::Finished;
     dropped_.push_back(makeFinished(g, FinishReason::Aborted, "aborted"));
     known_.erase(g.requestId);
@@ -606,6 +671,52 @@ bool Scheduler::abort(const RequestId& id) {
     return true;
   }
   return false;
+}
+
+KvUsage Scheduler::kvUsage() const {
+  KvUsage u;
+  u.admissionBlockedByMemory = admissionBlockedByMemory_;
+  if (!reservation_) {
+    const BlockStats stats = blocks_.stats();
+    u.capacitySlots = stats.totalBlocks * stats.blockSize;
+    u.tokenSlots = stats.usedSlots;
+    u.internalFragmentation = stats.allocatedSlots - stats.usedSlots;
+    u.freeSlots = u.capacitySlots - stats.allocatedSlots;
+    return u;
+  }
+  u.capacitySlots = reservation_->capacity();
+  for (const auto* queue : {&running_, &swapped_}) {
+    for (const GroupPtr& g : *queue) {
+      auto it = reserved_.find(g->requestId);
+      if (it == reserved_.end()) continue;
+      const int64_t perSeq = reservationPerSeq(*g);
+      const int64_t maxTokens = g->params.maxTokens ? *g->params.maxTokens : config_.maxModelLen - g->promptLen();
+      // The slots each sequence will have used when it ends by length.
+      const int64_t eventual = std::min(perSeq, g->promptLen() + maxTokens);
+      int64_t ranges = static_cast<int64_t>(it->second.size());
+      // The live sequences (or the root computing the shared prompt) hold their tokens; each
+      // occupies one of the group's ranges, and the ranges nobody occupies (finished samples,
+      // beams not yet forked) will never hold a token again.
+      auto account = [&](int64_t computed) {
+        computed = std::min(computed, eventual);
+        u.tokenSlots += computed;
+        u.reservedSlots += eventual - computed;
+        u.internalFragmentation += perSeq - eventual;
+        --ranges;
+      };
+      if (g->root) {
+        account(g->rootComputed);
+      } else {
+        for (const Sequence& s : g->seqs)
+          if (!s.finished() && ranges > 0) account(s.numComputed);
+      }
+      u.internalFragmentation += std::max<int64_t>(ranges, 0) * perSeq;
+    }
+  }
+  const int64_t free = u.capacitySlots - u.tokenSlots - u.reservedSlots - u.internalFragmentation;
+  if (admissionBlockedByMemory_) u.externalFragmentation = free;
+  else u.freeSlots = free;
+  return u;
 }
 
 std::vector<FinishedRequest> Scheduler::takeDropped() { return std::exchange(dropped_, {}); }

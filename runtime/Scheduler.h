@@ -223,6 +223,12 @@ private:
   void applyTokens(SequenceGroup& g, const std::vector<const SequenceToken*>& tokens, StepResult& result);
   void applyBeams(SequenceGroup& g, const std::vector<const BeamCandidates*>& beams, StepResult& result);
   void removeRunning(const SequenceGroup& g);
+  // Reservation policies: the slots each of the group's sequences reserves, and taking / returning
+  // the group's ranges (reserve: false, and nothing taken, when some range cannot be placed).
+  int64_t reservationPerSeq(const SequenceGroup& g) const;
+  int64_t reservationCount(const SequenceGroup& g) const;
+  bool reserve(const SequenceGroup& g);
+  void releaseReservation(const SequenceGroup& g);
 
   SchedulerConfig config_;
   BlockManager& blocks_;
@@ -242,6 +248,10 @@ private:
   int64_t numPreemptions_ = 0;
   int64_t promptTokens_ = 0;
   int64_t decodeTokens_ = 0;
+  // Reservation policies only: the budget's contiguous allocator and each admitted group's ranges.
+  std::optional<KvReservation> reservation_;
+  std::unordered_map<RequestId, std::vector<int64_t>> reserved_;
+  bool admissionBlockedByMemory_ = false;
 };
 
 }  // namespace pagedc

@@ -5,6 +5,8 @@
 
 namespace pagedc::cli {
 
+// `pagedc bench` (tools/cli/BenchCommand.cpp).
+void addBenchCommand(CLI::App& app);
 void addCompileCommand(CLI::App& app);
 void addGenerateCommand(CLI::App& app);
 void addInspectCommand(CLI::App& app);

@@ -9,6 +9,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"pagedc: compile ONNX decoder models for paged-attention serving"};
   app.require_subcommand(1);
+  pagedc::cli::addBenchCommand(app);
   pagedc::cli::addCompileCommand(app);
   pagedc::cli::addGenerateCommand(app);
   pagedc::cli::addInspectCommand(app);
