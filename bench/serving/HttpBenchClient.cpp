@@ -58,8 +58,9 @@ nlohmann::json requestBody(const BenchRequest& r, const std::string& model, bool
     body["stream"] = true;
     body["stream_options"] = {{"include_usage", true}};
     // The sampled token's logprob only: it makes every token produce a chunk (a token whose text is
-    // not complete yet would otherwise be held back), so the client sees each token's arrival.
-    body["logprobs"] = 0;
+    // not complete yet would otherwise be held back), so the client sees each token's arrival. Beam
+    // search returns its hypotheses whole at the end and takes no logprobs; usage counts its tokens.
+    if (!r.params.useBeamSearch) body["logprobs"] = 0;
   }
   return body;
 }

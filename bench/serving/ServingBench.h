@@ -68,7 +68,7 @@ private:
 // The modelled model's facts with a synthetic vocabulary, and the calibrated step cost.
 class SimulatedBackend final : public BenchBackend {
 public:
-  SimulatedBackend(const ModelFacts& modelled, StepCostModel cost, int64_t vocabSize = 4096);
+  SimulatedBackend(const ModelFacts& modelled, StepCostModel cost, int64_t vocabSize = 256);
   const ModelFacts& facts() const override { return facts_; }
   bool simulated() const override { return true; }
   std::unique_ptr<ModelRunner> makeRunner(const EngineSetup& setup, int64_t deviceBlocks, int64_t hostBlocks) override;

@@ -4,9 +4,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "ir/Error.h"
+#include "runtime/Sampler.h"
 
 namespace pagedc::bench {
 
@@ -161,7 +163,7 @@ double StepCostModel::seconds(const StepShape& shape) const {
   if (shape.numLogits > 1) t += interpolate(hKnots_, h_, static_cast<double>(shape.numLogits));
   t += a_ * static_cast<double>(shape.decodeContext) + p_ * static_cast<double>(shape.prefillAttention) +
        b_ * static_cast<double>(shape.copiedBlocks);
-  return std::max(t, 0.0);
+  return std::max(t, 0.0) + sampling_ * static_cast<double>(shape.numLogits);
 }
 
 nlohmann::json StepCostModel::toJson() const {
@@ -170,7 +172,7 @@ nlohmann::json StepCostModel::toJson() const {
     samples.push_back({{"tokens", s.shape.numTokens}, {"logits", s.shape.numLogits}, {"decode_context", s.shape.decodeContext},
                        {"prefill_attention", s.shape.prefillAttention}, {"copied_blocks", s.shape.copiedBlocks}, {"seconds", s.seconds}});
   return {{"description", description}, {"knots", knots_}, {"g", g_}, {"h_knots", hKnots_}, {"h", h_}, {"seconds_per_decode_key", a_},
-          {"seconds_per_prefill_pair", p_}, {"seconds_per_copied_block", b_}, {"median_relative_error", medianError_},
+          {"seconds_per_prefill_pair", p_}, {"seconds_per_copied_block", b_}, {"seconds_per_sampled_row", sampling_}, {"median_relative_error", medianError_},
           {"max_relative_error", maxError_}, {"samples", samples}};
 }
 
@@ -189,6 +191,7 @@ StepCostModel StepCostModel::fromJson(const nlohmann::json& j) {
     m.a_ = field("seconds_per_decode_key").get<double>();
     m.p_ = field("seconds_per_prefill_pair").get<double>();
     m.b_ = field("seconds_per_copied_block").get<double>();
+    m.sampling_ = field("seconds_per_sampled_row").get<double>();
     m.medianError_ = field("median_relative_error").get<double>();
     m.maxError_ = field("max_relative_error").get<double>();
     for (const auto& s : field("samples"))
@@ -252,6 +255,30 @@ StepPlan makePlan(const ModelFacts& facts, int64_t numSeqs, int64_t query, int64
 
 }  // namespace
 
+double measureSamplingSeconds(int64_t vocab) {
+  std::vector<float> row(static_cast<size_t>(vocab));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (float& v : row) v = normal(rng);
+  Sampler sampler;
+  SamplingParams params;
+  params.temperature = 0.0;
+  SamplerRng samplerRng = SamplerRng::seeded(1);
+  std::vector<int64_t> prompt = {1, 2, 3}, output;
+  std::vector<double> times;
+  for (int rep = 0; rep < 9; ++rep) {
+    auto start = std::chrono::steady_clock::now();
+    double sink = 0.0;
+    for (int i = 0; i < 50; ++i) {
+      SampledToken t = sampler.sample(row, params, TokenHistory{prompt, output}, samplerRng);
+      sink += computeLogprobs(std::span<const float>(row), t.tokenId, 0).logprob;
+    }
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 50 + sink * 0.0);
+  }
+  std::ranges::sort(times);
+  return times[times.size() / 2];
+}
+
 StepCostModel calibrateStepCost(ModelRunner& runner, const CalibrationOptions& options) {
   const ModelFacts& facts = runner.facts();
   const int64_t poolBlocks = runner.numDeviceBlocks();
@@ -296,6 +323,7 @@ StepCostModel calibrateStepCost(ModelRunner& runner, const CalibrationOptions& o
     measure(plan, "swap");
   }
   StepCostModel model = StepCostModel::fit(samples, options.maxTokens);
+  model.setSecondsPerSampledRow(measureSamplingSeconds(facts.vocabSize));
   return model;
 }
 
