@@ -208,9 +208,13 @@ RunResult runInProcess(const Workload& workload, const EngineSetup& setup, Bench
       s.numRunningSeqs = engine.scheduler().numRunningSeqs();
       s.numWaiting = engine.scheduler().numWaiting();
       s.kv = engine.scheduler().kvUsage();
-      BlockStats blocks = engine.blockManager().stats();
-      s.usedBlocks = blocks.usedBlocks;
-      s.unsharedBlocks = blocks.unsharedBlocks;
+      // Sharing is paging's: under a reservation policy the pages beneath the reservations are an
+      // implementation detail, and each sequence's range is its own.
+      if (!reservesContiguously(setup.policy)) {
+        BlockStats blocks = engine.blockManager().stats();
+        s.usedBlocks = blocks.usedBlocks;
+        s.unsharedBlocks = blocks.unsharedBlocks;
+      }
       result.steps.push_back(s);
     }
   }
