@@ -5,23 +5,14 @@
 #include <map>
 
 #include "ir/Error.h"
+#include "SchedulerTestSupport.h"
 #include "runtime/Scheduler.h"
 
 namespace pagedc {
 namespace {
 
-SamplingParams maxTokens(int64_t n) {
-  SamplingParams p;
-  p.maxTokens = n;
-  p.temperature = 0.0;
-  return p;
-}
-
-std::vector<TokenId> promptOf(int64_t len, TokenId base) {
-  std::vector<TokenId> p;
-  for (int64_t i = 0; i < len; ++i) p.push_back(base + i);
-  return p;
-}
+using testing::maxTokens;
+using testing::promptOf;
 
 // Blocks enough that the reservation, never the pages, limits admission.
 struct Fixture {

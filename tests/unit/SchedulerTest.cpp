@@ -7,22 +7,14 @@
 #include <set>
 
 #include "ir/Error.h"
+#include "SchedulerTestSupport.h"
 #include "runtime/Scheduler.h"
 
 namespace pagedc {
 namespace {
 
-SamplingParams maxTokens(int64_t n) {
-  SamplingParams p;
-  p.maxTokens = n;
-  return p;
-}
-
-std::vector<TokenId> promptOf(int64_t len, TokenId base) {
-  std::vector<TokenId> p;
-  for (int64_t i = 0; i < len; ++i) p.push_back(base + i);
-  return p;
-}
+using testing::maxTokens;
+using testing::promptOf;
 
 // Runs steps, checking the plan's invariants, and collects every finished request.
 struct Driver {
