@@ -40,6 +40,9 @@ struct StepRecord {
   KvUsage kv;
   int64_t usedBlocks = 0;
   int64_t unsharedBlocks = 0;  // block-table entries: the blocks without sharing
+  // Real execution with a cost model at hand: what the model predicts for this step (to check it).
+  double predictedSeconds = kNotSeen;
+  bool hasPrompt = false;  // the step computed prompt tokens
 };
 
 struct Percentiles {

@@ -61,7 +61,9 @@ nlohmann::json summaryToJson(const RunSummary& s) {
           {"prefix_hit_rate", s.prefixHitRate},
           {"preemptions", s.preemptions},
           {"swapped_blocks", s.swappedBlocks},
-          {"prompt_tokens_computed", s.promptTokensComputed}};
+          {"prompt_tokens_computed", s.promptTokensComputed},
+          {"measured_over_modelled_step", {{"prompt_steps", std::isnan(s.stepRatioPrompt) ? nlohmann::json() : nlohmann::json(s.stepRatioPrompt)},
+                                           {"decode_steps", std::isnan(s.stepRatioDecode) ? nlohmann::json() : nlohmann::json(s.stepRatioDecode)}}}};
 }
 
 nlohmann::json timelineToJson(const RunResult& run, size_t maxPoints) {

@@ -21,7 +21,8 @@ std::string EngineSetup::label() const {
   return out.str();
 }
 
-RealCpuBackend::RealCpuBackend(const Artifact& artifact, int threads) : artifact_(artifact), threads_(threads) {}
+RealCpuBackend::RealCpuBackend(const Artifact& artifact, int threads, const StepCostModel* predictor)
+    : artifact_(artifact), threads_(threads), predictor_(predictor) {}
 
 std::unique_ptr<ModelRunner> RealCpuBackend::makeRunner(const EngineSetup& setup, int64_t deviceBlocks, int64_t hostBlocks) {
   if (setup.blockSize != artifact_.facts().blockSize)
@@ -82,9 +83,11 @@ public:
     ++executions;
     lastSeqs = static_cast<int64_t>(plan.seqs.size());
     lastTokens = plan.numTokens();
+    lastShape = StepShape::of(plan);
     return inner_.execute(plan);
   }
   int64_t executions = 0, lastSeqs = 0, lastTokens = 0;
+  StepShape lastShape;
 
 private:
   ModelRunner& inner_;
@@ -208,6 +211,8 @@ RunResult runInProcess(const Workload& workload, const EngineSetup& setup, Bench
       s.numRunningSeqs = engine.scheduler().numRunningSeqs();
       s.numWaiting = engine.scheduler().numWaiting();
       s.kv = engine.scheduler().kvUsage();
+      s.hasPrompt = observed.lastShape.prefillAttention > 0 || observed.lastShape.numTokens > observed.lastSeqs;
+      if (const StepCostModel* predictor = backend.predictor()) s.predictedSeconds = predictor->seconds(observed.lastShape);
       // Sharing is paging's: under a reservation policy the pages beneath the reservations are an
       // implementation detail, and each sequence's range is its own.
       if (!reservesContiguously(setup.policy)) {
@@ -287,6 +292,12 @@ RunSummary summarize(const RunResult& run) {
     s.kvUsedFraction = used / time;
     s.sharingSaved = saved / time;
   }
+  std::vector<double> promptRatios, decodeRatios;
+  for (const StepRecord& step : run.steps)
+    if (!std::isnan(step.predictedSeconds) && step.predictedSeconds > 0)
+      (step.hasPrompt ? promptRatios : decodeRatios).push_back(step.seconds / step.predictedSeconds);
+  s.stepRatioPrompt = percentiles(promptRatios).p50;
+  s.stepRatioDecode = percentiles(decodeRatios).p50;
   const BlockStats& blocks = run.engine.blocks;
   s.prefixHitRate = blocks.prefixQueryTokens > 0 ? static_cast<double>(blocks.prefixHitTokens) / static_cast<double>(blocks.prefixQueryTokens) : 0.0;
   s.preemptions = run.engine.numPreemptions;

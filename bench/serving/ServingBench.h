@@ -48,12 +48,16 @@ public:
   // Real: 0 (the driver times steps by the wall clock). Simulated: the modelled seconds.
   virtual double lastStepSeconds(const ModelRunner& runner) const = 0;
   virtual std::string describe() const = 0;
+  // A cost model to predict each step with, for comparison (real execution only); may be null.
+  virtual const StepCostModel* predictor() const { return nullptr; }
 };
 
 // The CPU backend on an artifact; steps timed by the wall clock. The artifact must outlive it.
 class RealCpuBackend final : public BenchBackend {
 public:
-  RealCpuBackend(const Artifact& artifact, int threads);
+  // predictor: when given, every step's modelled cost is recorded next to its measured time.
+  RealCpuBackend(const Artifact& artifact, int threads, const StepCostModel* predictor = nullptr);
+  const StepCostModel* predictor() const { return predictor_; }
   const ModelFacts& facts() const override { return artifact_.facts(); }
   bool simulated() const override { return false; }
   std::unique_ptr<ModelRunner> makeRunner(const EngineSetup& setup, int64_t deviceBlocks, int64_t hostBlocks) override;
@@ -63,6 +67,7 @@ public:
 private:
   const Artifact& artifact_;
   int threads_ = 0;
+  const StepCostModel* predictor_ = nullptr;
 };
 
 // The modelled model's facts with a synthetic vocabulary, and the calibrated step cost.
@@ -119,6 +124,9 @@ struct RunSummary {
   int64_t preemptions = 0;
   int64_t swappedBlocks = 0;  // out and in
   int64_t promptTokensComputed = 0;
+  // Real runs with a predictor: the median over steps of measured / predicted step time, for steps
+  // with prompt tokens and for decode-only steps (NaN without).
+  double stepRatioPrompt = kNotSeen, stepRatioDecode = kNotSeen;
 };
 
 RunSummary summarize(const RunResult& run);

@@ -312,13 +312,15 @@ StepCostModel calibrateStepCost(ModelRunner& runner, const CalibrationOptions& o
     if (prior + 256 < maxLen && prior + 256 + facts.blockSize <= poolTokens) measure(makePlan(facts, 1, 256, prior, poolBlocks), "chunk");
   for (auto [seqs, len] : {std::pair<int64_t, int64_t>{8, 256}, {32, 64}, {4, 512}, {16, 128}})
     if (seqs * len <= options.maxTokens && seqs * (len + facts.blockSize) <= poolTokens) measure(makePlan(facts, seqs, len, 0, poolBlocks), "prompts");
-  // Block copies: a batch-1 decode step with swaps out and in.
+  // Block copies: batch-1 decode steps with 16, 32 and 64 blocks swapped out and as many in, so the
+  // per-block cost rests on several measurements rather than one.
   const int64_t hostBlocks = runner.numHostBlocks();
-  if (hostBlocks >= 64 && poolBlocks >= 128) {
+  for (int64_t blocks : {16, 32, 64}) {
+    if (hostBlocks < blocks || poolBlocks < 2 * blocks + 2) break;
     StepPlan plan = makePlan(facts, 1, 1, 15, poolBlocks);
-    for (int64_t i = 0; i < 64; ++i) {
+    for (int64_t i = 0; i < blocks; ++i) {
       plan.swapOut.push_back({poolBlocks - 1 - i, i});
-      plan.swapIn.push_back({i, poolBlocks - 65 - i});
+      plan.swapIn.push_back({i, poolBlocks - 1 - blocks - i});
     }
     measure(plan, "swap");
   }

@@ -174,8 +174,15 @@ void runBench(BenchOptions& o) {
   if (!o.kvBudgetBytes.empty())
     o.kvBudgetTokens = static_cast<int64_t>(parseByteSize(o.kvBudgetBytes, "--kv-budget") / static_cast<uint64_t>(facts.kvBytesPerToken()));
   std::unique_ptr<bench::BenchBackend> backend;
+  std::optional<bench::StepCostModel> predictor;
   if (o.execution == "real") {
-    backend = std::make_unique<bench::RealCpuBackend>(artifact, o.threads);
+    // With a saved cost model, each real step is also predicted: the check of the simulation.
+    if (!o.costModel.empty() && std::filesystem::exists(o.costModel)) {
+      bench::CostModelRequest request;
+      request.path = o.costModel;
+      predictor = bench::loadOrCalibrate(artifact, request);
+    }
+    backend = std::make_unique<bench::RealCpuBackend>(artifact, o.threads, predictor ? &*predictor : nullptr);
   } else if (o.execution == "simulated") {
     bench::CostModelRequest request;
     request.path = o.costModel;
@@ -258,6 +265,10 @@ void runBench(BenchOptions& o) {
   }
   std::cout << "workload: " << workloadDescription << "\n";
   bench::printSummaryTable(std::cout, summaries);
+  if (predictor)
+    for (const bench::RunSummary& s : summaries)
+      std::cout << s.label << " at " << s.rate << " req/s: measured / modelled step time (median): steps with prompt tokens "
+                << s.stepRatioPrompt << ", decode-only steps " << s.stepRatioDecode << "\n";
   double slo = o.latencySlo;
   const bool sweep = std::count_if(rates.begin(), rates.end(), [](double r) { return std::isfinite(r); }) > 1;
   if (sweep) {
