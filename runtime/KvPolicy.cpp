@@ -1,7 +1,7 @@
+// The KV policies' names and the contiguous reservation each baseline makes per sequence.
 #include "runtime/KvPolicy.h"
 
 #include <algorithm>
-
 #include <sstream>
 
 #include "ir/Error.h"

@@ -1,3 +1,4 @@
+// First-fit contiguous allocation over a KV budget's token slots (runtime/KvReservation.h).
 #include "runtime/KvReservation.h"
 
 #include <algorithm>

@@ -694,9 +694,11 @@ KvUsage Scheduler::kvUsage() const {
       // The slots each sequence will have used when it ends by length.
       const int64_t eventual = std::min(perSeq, g->promptLen() + maxTokens);
       int64_t ranges = static_cast<int64_t>(it->second.size());
-      // The live sequences (or the root computing the shared prompt) hold their tokens; each
-      // occupies one of the group's ranges, and the ranges nobody occupies (finished samples,
-      // beams not yet forked) will never hold a token again.
+      // Each of the group's ranges belongs to one sequence. A live sequence holds its computed
+      // tokens and will still fill its range up to its eventual length. While the prompt is
+      // computed once for several samples (the root), each sample's range is to get its own copy
+      // (the baselines cannot share), so each counts the root's progress. Beams not yet forked
+      // will fill their ranges later; a finished sample's range never holds a token again.
       auto account = [&](int64_t computed) {
         computed = std::min(computed, eventual);
         u.tokenSlots += computed;
@@ -704,13 +706,11 @@ KvUsage Scheduler::kvUsage() const {
         u.internalFragmentation += perSeq - eventual;
         --ranges;
       };
-      if (g->root) {
-        account(g->rootComputed);
-      } else {
-        for (const Sequence& s : g->seqs)
-          if (!s.finished() && ranges > 0) account(s.numComputed);
-      }
-      u.internalFragmentation += std::max<int64_t>(ranges, 0) * perSeq;
+      for (const Sequence& s : g->seqs)
+        if (!s.finished() && ranges > 0) account(g->root ? g->rootComputed : s.numComputed);
+      if (g->beam)
+        while (ranges > 0) account(0);
+      u.internalFragmentation += ranges * perSeq;
     }
   }
   const int64_t free = u.capacitySlots - u.tokenSlots - u.reservedSlots - u.internalFragmentation;

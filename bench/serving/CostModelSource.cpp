@@ -32,7 +32,7 @@ StepCostModel loadOrCalibrate(const Artifact& artifact, const CostModelRequest& 
   cpu::CpuRunnerConfig config;
   // Room for the calibration's longest decode batch (32768 tokens of context) and its swaps.
   config.numDeviceBlocks = (32768 + 4 * 2048) / facts.blockSize + request.calibration.maxSeqs;
-  config.numHostBlocks = 128;
+  config.numHostBlocks = 128;  // the largest calibrated swap
   config.maxNumBatchedTokens = std::max(request.calibration.maxTokens, request.calibration.maxSeqs);
   config.maxNumSeqs = request.calibration.maxSeqs;
   config.maxModelLen = request.calibration.maxModelLen;

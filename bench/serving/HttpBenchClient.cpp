@@ -205,21 +205,30 @@ void sendOne(const BenchRequest& r, const ClientConfig& config, const std::strin
 
 }  // namespace
 
-ClientRun runHttpBench(const Workload& workload, const ClientConfig& config) {
-  std::string model = config.model;
-  {
-    httplib::Client probe = makeClient(config.baseUrl, 30);
-    httplib::Result res = probe.Get("/v1/models");
-    if (!res) fail("bench client: cannot reach ", config.baseUrl, " (", httplib::to_string(res.error()), ")");
-    if (res->status != 200) fail("bench client: GET ", config.baseUrl, "/v1/models answered HTTP ", res->status);
-    if (model.empty()) {
-      try {
-        model = nlohmann::json::parse(res->body).at("data").at(0).at("id").get<std::string>();
-      } catch (const nlohmann::json::exception& e) {
-        fail("bench client: ", config.baseUrl, "/v1/models lists no model: ", e.what());
-      }
+ServerInfo probeServer(const std::string& baseUrl, const std::string& model) {
+  httplib::Client probe = makeClient(baseUrl, 30);
+  httplib::Result res = probe.Get("/v1/models");
+  if (!res) fail("bench client: cannot reach ", baseUrl, " (", httplib::to_string(res.error()), ")");
+  if (res->status != 200) fail("bench client: GET ", baseUrl, "/v1/models answered HTTP ", res->status);
+  ServerInfo info;
+  info.model = model;
+  try {
+    const nlohmann::json list = nlohmann::json::parse(res->body).at("data");
+    for (const auto& entry : list) {
+      if (!info.model.empty() && entry.at("id").get<std::string>() != info.model) continue;
+      info.model = entry.at("id").get<std::string>();
+      if (entry.contains("max_model_len") && entry["max_model_len"].is_number_integer()) info.maxModelLen = entry["max_model_len"].get<int64_t>();
+      return info;
     }
+  } catch (const nlohmann::json::exception& e) {
+    fail("bench client: ", baseUrl, "/v1/models is not a model list: ", e.what());
   }
+  if (model.empty()) fail("bench client: ", baseUrl, "/v1/models lists no model");
+  fail("bench client: ", baseUrl, " does not serve a model named '", model, "'");
+}
+
+ClientRun runHttpBench(const Workload& workload, const ClientConfig& config) {
+  const std::string model = probeServer(config.baseUrl, config.model).model;
   ClientRun run;
   run.requests.resize(workload.requests.size());
   const Clock::time_point start = Clock::now();

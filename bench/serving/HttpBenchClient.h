@@ -30,6 +30,14 @@ struct ClientRun {
   std::vector<double> kvUsage;  // fraction of KV blocks in use
 };
 
+// What GET /v1/models says: the model to name in requests (config's, else the first listed) and its
+// max_model_len (0 when the server does not say). Throws Error naming the URL when it cannot be reached.
+struct ServerInfo {
+  std::string model;
+  int64_t maxModelLen = 0;
+};
+ServerInfo probeServer(const std::string& baseUrl, const std::string& model = "");
+
 // Sends every request of the workload as POST /v1/completions {model, prompt: [token ids],
 // max_tokens: outputLen, ignore_eos: true, n / best_of / use_beam_search, temperature, stream}.
 // A request that fails (connection, HTTP status, a malformed stream) is recorded with ok = false

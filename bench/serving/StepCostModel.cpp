@@ -298,7 +298,8 @@ StepCostModel calibrateStepCost(ModelRunner& runner, const CalibrationOptions& o
   // Decode batches at a short and a long context: G + H at each batch knot, and the per-key cost.
   for (int64_t batch = 1; batch <= options.maxSeqs; batch *= 2) {
     const int64_t longContext = std::clamp<int64_t>(std::min(poolTokens, int64_t{32768}) / batch, 32, maxLen - 1);
-    for (int64_t context : {int64_t{16}, longContext}) {
+    for (int64_t context : {int64_t{16}, std::min<int64_t>(256, longContext), longContext}) {
+      if (context == longContext && context == 256) continue;
       if (batch * (context + facts.blockSize) > poolTokens) continue;
       measure(makePlan(facts, batch, 1, context - 1, poolBlocks), "decode");
     }
@@ -312,20 +313,31 @@ StepCostModel calibrateStepCost(ModelRunner& runner, const CalibrationOptions& o
     if (prior + 256 < maxLen && prior + 256 + facts.blockSize <= poolTokens) measure(makePlan(facts, 1, 256, prior, poolBlocks), "chunk");
   for (auto [seqs, len] : {std::pair<int64_t, int64_t>{8, 256}, {32, 64}, {4, 512}, {16, 128}})
     if (seqs * len <= options.maxTokens && seqs * (len + facts.blockSize) <= poolTokens) measure(makePlan(facts, seqs, len, 0, poolBlocks), "prompts");
-  // Block copies: batch-1 decode steps with 16, 32 and 64 blocks swapped out and as many in, so the
-  // per-block cost rests on several measurements rather than one.
+  // Block copies: a batch-1 decode step with 32, 64 and 128 blocks swapped out and as many in,
+  // against the same step without; the median per-block difference.
+  std::vector<double> perBlock;
   const int64_t hostBlocks = runner.numHostBlocks();
-  for (int64_t blocks : {16, 32, 64}) {
+  const StepPlan base = makePlan(facts, 1, 1, 15, poolBlocks);
+  for (int64_t blocks : {32, 64, 128}) {
     if (hostBlocks < blocks || poolBlocks < 2 * blocks + 2) break;
-    StepPlan plan = makePlan(facts, 1, 1, 15, poolBlocks);
+    StepPlan plan = base;
     for (int64_t i = 0; i < blocks; ++i) {
       plan.swapOut.push_back({poolBlocks - 1 - i, i});
       plan.swapIn.push_back({i, poolBlocks - 1 - blocks - i});
     }
-    measure(plan, "swap");
+    const double without = timeIt(runner, base, options.repetitions);
+    const double with = timeIt(runner, plan, options.repetitions);
+    perBlock.push_back(std::max(0.0, with - without) / static_cast<double>(2 * blocks));
+    if (options.verbose)
+      std::fprintf(stderr, "calibration: swap     %lld blocks out and in: %8.3f ms against %8.3f ms\n", static_cast<long long>(blocks), with * 1e3,
+                   without * 1e3);
   }
   StepCostModel model = StepCostModel::fit(samples, options.maxTokens);
   model.setSecondsPerSampledRow(measureSamplingSeconds(facts.vocabSize));
+  if (!perBlock.empty()) {
+    std::ranges::sort(perBlock);
+    model.setSecondsPerCopiedBlock(perBlock[perBlock.size() / 2]);
+  }
   return model;
 }
 

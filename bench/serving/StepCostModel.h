@@ -55,6 +55,9 @@ public:
   // runner's own small vocabulary keeps the benchmark's host time low, so this restores the real cost.
   double secondsPerSampledRow() const { return sampling_; }
   void setSecondsPerSampledRow(double seconds) { sampling_ = seconds; }
+  // Block copies are measured apart (a step with copies against the same step without), not fitted:
+  // their share of a step is too small for a least-squares fit to resolve next to the step's noise.
+  void setSecondsPerCopiedBlock(double seconds) { b_ = seconds; }
 
   nlohmann::json toJson() const;
   // Throws Error naming the missing or bad field.

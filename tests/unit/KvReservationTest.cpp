@@ -48,6 +48,10 @@ TEST(KvReservationTest, BadCallsThrowNamingTheOffset) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("slot 3"), std::string::npos) << e.what();
   }
+  ASSERT_EQ(r.reserve(4), 0);
+  r.release(0);
+  EXPECT_THROW(r.release(0), Error) << "released twice";
+  r.checkInvariants();
   EXPECT_THROW(KvReservation(-1), Error);
   KvReservation empty(0);
   EXPECT_FALSE(empty.reserve(1));
@@ -73,6 +77,8 @@ TEST(KvReservationTest, RandomReserveReleaseKeepsInvariants) {
 
 TEST(KvPolicyTest, ReservationSizes) {
   EXPECT_EQ(reservationTokens(KvPolicy::OrcaOracle, 100, 50, 2048), 150);
+  EXPECT_EQ(reservationTokens(KvPolicy::OrcaOracle, 100, 50, 120), 120) << "capped at max_model_len";
+  EXPECT_EQ(reservationTokens(KvPolicy::OrcaPow2, 64, 64, 2048), 128) << "a power of two stays";
   EXPECT_EQ(reservationTokens(KvPolicy::OrcaPow2, 100, 50, 2048), 256);
   EXPECT_EQ(reservationTokens(KvPolicy::OrcaPow2, 100, 28, 2048), 128);
   EXPECT_EQ(reservationTokens(KvPolicy::OrcaPow2, 1500, 100, 2048), 2048);
@@ -81,12 +87,16 @@ TEST(KvPolicyTest, ReservationSizes) {
   EXPECT_EQ(reservationTokens(KvPolicy::Static, 10, 5, 2048), 2048);
   EXPECT_EQ(reservationTokens(KvPolicy::Paged, 10, 5, 2048), 0);
   EXPECT_THROW(reservationTokens(KvPolicy::OrcaOracle, 0, 5, 2048), Error);
+  EXPECT_THROW(reservationTokens(KvPolicy::OrcaPow2, 10, 0, 2048), Error);
+  EXPECT_THROW(reservationTokens(KvPolicy::OrcaMax, 10, 5, 0), Error);
   for (KvPolicy p : allKvPolicies()) EXPECT_EQ(parseKvPolicy(kvPolicyName(p)), p);
   try {
     parseKvPolicy("orca");
     FAIL();
   } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'orca'"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("orca-oracle"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("static"), std::string::npos) << e.what();
   }
 }
 

@@ -116,6 +116,9 @@ void writeFile(const std::filesystem::path& path, const std::string& text) {
 void runClientMode(const BenchOptions& o, const Artifact& artifact) {
   bench::WorkloadSpec spec = o.workload;
   spec.vocabSize = artifact.facts().vocabSize;
+  // Requests must fit the served context, which the server may bound below the model's positions.
+  const bench::ServerInfo server = bench::probeServer(o.client, o.clientModel);
+  if (server.maxModelLen > 0) spec.maxModelLen = std::min(spec.maxModelLen, server.maxModelLen);
   std::optional<Tokenizer> tokenizer;
   if (std::filesystem::exists(std::filesystem::path(artifact.path) / "tokenizer.json"))
     tokenizer = Tokenizer::fromFile(std::filesystem::path(artifact.path) / "tokenizer.json");
