@@ -15,8 +15,10 @@ namespace pagedc::bench {
 struct ClientConfig {
   std::string baseUrl = "http://127.0.0.1:8000";  // scheme, host and port
   std::string model;        // the request's "model"; empty: the first id GET /v1/models lists
-  int64_t maxConcurrency = 0;  // > 0: at most this many requests in flight (later arrivals wait)
-  double timeoutSeconds = 600.0;  // per request
+  // > 0: at most this many requests in flight; later arrivals wait, and their recorded arrival is
+  // when they were sent (as vLLM's benchmark times them), so latencies leave out the client's queue.
+  int64_t maxConcurrency = 0;
+  double timeoutSeconds = 600.0;  // per request, from its send to its last byte
   bool stream = true;             // false: TTFT is the full response's time, no inter-token gaps
 };
 

@@ -149,6 +149,9 @@ void runClientMode(const BenchOptions& o, const Artifact& artifact) {
   }
   std::cout << "client mode: " << o.client << "; TTFT, TPOT and inter-token latency measured by the client, streamed\n";
   bench::printSummaryTable(std::cout, summaries);
+  for (const bench::RunSummary& s : summaries)
+    std::cout << "at " << s.rate << " req/s: inter-token latency p50 " << s.itl.p50 * 1e3 << " ms, p90 " << s.itl.p90 * 1e3 << " ms, p99 "
+              << s.itl.p99 * 1e3 << " ms (first completion of each request)\n";
   if (!o.jsonPath.empty()) writeFile(o.jsonPath, nlohmann::json{{"mode", "client"}, {"server", o.client}, {"runs", runs}}.dump(1) + "\n");
 }
 
